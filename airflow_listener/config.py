@@ -1,0 +1,170 @@
+"""Listener configuration, read from Airflow's ``[airstream]`` section.
+
+Every option can also be set as an environment variable, as Airflow does for all sections:
+``AIRFLOW__AIRSTREAM__BOOTSTRAP_SERVERS=broker:9092``.
+
+=====================  ==========================  ==============================================
+option                 default                     meaning
+=====================  ==========================  ==============================================
+enabled                True                        publish events at all
+bootstrap_servers      localhost:9092              Kafka bootstrap servers, comma separated
+topic                  airflow.events              topic the events go to
+instance_name          airflow                     names this Airflow in every event
+delivery_timeout       5.0                         seconds a task process waits for the broker
+retry_backoff          30.0                        seconds to skip the broker after it failed
+spool_dir              $AIRFLOW_HOME/airstream-spool  where undelivered events wait, durably
+security_protocol      PLAINTEXT                   PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
+sasl_mechanism         (none)                      PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+sasl_username          (none)
+sasl_password          (none)
+ssl_cafile             (none)                      CA bundle to verify the brokers
+ssl_certfile           (none)                      client certificate (mutual TLS)
+ssl_keyfile            (none)                      client key (mutual TLS)
+=====================  ==========================  ==============================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SECTION = "airstream"
+
+_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+_SASL_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+
+class ListenerConfigError(ValueError):
+    """An ``[airstream]`` option has a value the listener cannot use."""
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """Validated listener settings. Build with :meth:`from_airflow` inside Airflow."""
+
+    spool_dir: Path
+    enabled: bool = True
+    bootstrap_servers: str = "localhost:9092"
+    topic: str = "airflow.events"
+    instance_name: str = "airflow"
+    delivery_timeout: float = 5.0
+    retry_backoff: float = 30.0
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap_servers.strip():
+            raise ListenerConfigError(f"[{SECTION}] bootstrap_servers is empty: set it to host:port[,host:port]")
+        if not self.topic.strip():
+            raise ListenerConfigError(f"[{SECTION}] topic is empty: set the Kafka topic events go to")
+        if not self.instance_name.strip():
+            raise ListenerConfigError(f"[{SECTION}] instance_name is empty: name this Airflow instance")
+        if not 0 < self.delivery_timeout <= 15:
+            raise ListenerConfigError(
+                f"[{SECTION}] delivery_timeout={self.delivery_timeout} must be in (0, 15] seconds: "
+                "Airflow kills a task process 20 s after it reports a terminal state"
+            )
+        if self.security_protocol not in _SECURITY_PROTOCOLS:
+            raise ListenerConfigError(
+                f"[{SECTION}] security_protocol={self.security_protocol!r} is not one of {sorted(_SECURITY_PROTOCOLS)}"
+            )
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism not in _SASL_MECHANISMS:
+                raise ListenerConfigError(
+                    f"[{SECTION}] security_protocol={self.security_protocol} needs sasl_mechanism, one of "
+                    f"{sorted(_SASL_MECHANISMS)} (got {self.sasl_mechanism!r})"
+                )
+            if not (self.sasl_username and self.sasl_password):
+                raise ListenerConfigError(
+                    f"[{SECTION}] security_protocol={self.security_protocol} needs sasl_username and sasl_password"
+                )
+
+    @classmethod
+    def from_options(cls, get: Callable[[str], str | None], airflow_home: Path) -> ListenerConfig:
+        """Build from a lookup of option name → raw string (``None`` when unset)."""
+        values: dict[str, Any] = {}
+        for name, kind in _OPTION_TYPES.items():
+            raw = get(name)
+            if raw is None or raw == "":
+                continue
+            values[name] = _convert(name, raw, kind)
+        values.setdefault("spool_dir", airflow_home / "airstream-spool")
+        return cls(**values)
+
+    @classmethod
+    def from_airflow(cls) -> ListenerConfig:
+        """Read the ``[airstream]`` section (and ``AIRFLOW__AIRSTREAM__*``) of the running Airflow."""
+        from airflow.configuration import conf
+
+        def get(name: str) -> str | None:
+            value = conf.get(SECTION, name, fallback=None)
+            return None if value is None else str(value)
+
+        home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback="~/airflow")
+        return cls.from_options(get, Path(str(home)).expanduser())
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """The security and connection options in kafka-python's names."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "security_protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_username,
+            "sasl_plain_password": self.sasl_password,
+            "ssl_cafile": self.ssl_cafile,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+        }
+        options.update({key: value for key, value in optional.items() if value is not None})
+        return options
+
+
+_OPTION_TYPES: dict[str, type] = {
+    "enabled": bool,
+    "bootstrap_servers": str,
+    "topic": str,
+    "instance_name": str,
+    "delivery_timeout": float,
+    "retry_backoff": float,
+    "spool_dir": Path,
+    "security_protocol": str,
+    "sasl_mechanism": str,
+    "sasl_username": str,
+    "sasl_password": str,
+    "ssl_cafile": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    raw = raw.strip()
+    if kind is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise ListenerConfigError(f"[{SECTION}] {name}={raw!r} is not a boolean: use True or False")
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ListenerConfigError(f"[{SECTION}] {name}={raw!r} is not a number of seconds") from None
+    if kind is Path:
+        return Path(raw).expanduser()
+    if name in {"security_protocol", "sasl_mechanism"}:
+        return raw.upper()
+    return raw

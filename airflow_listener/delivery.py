@@ -1,0 +1,127 @@
+"""Delivery without loss and without blocking Airflow.
+
+Every event is first written to the durable :class:`~airflow_listener.spool.Spool`; then the
+spool is drained to Kafka, oldest first, under a lock shared by all processes on the machine.
+
+* In a task process the drain runs inline, bounded by ``delivery_timeout`` (well inside the
+  20 s Airflow grants a task process after its terminal state).
+* In the scheduler and the api-server (where hooks run inside the scheduling loop or a request)
+  the drain runs on a background thread, which also retries a non-empty spool every
+  ``retry_backoff`` seconds.
+* After a failure, every process skips the broker for ``retry_backoff`` seconds and only
+  spools, so an outage never slows task after task.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+
+from airflow_listener.config import ListenerConfig
+from airflow_listener.kafka_sink import DeliveryError, KafkaSink
+from airflow_listener.spool import Spool
+from schemas.events import DagRunEvent, TaskInstanceEvent
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+
+
+class Publisher:
+    """Spools each event, then delivers the spool inline or in the background."""
+
+    def __init__(self, config: ListenerConfig, sink: KafkaSink | None = None) -> None:
+        self.config = config
+        self.spool = Spool(config.spool_dir)
+        self._sink = sink or KafkaSink(config)
+        self._worker: _BackgroundDrainer | None = None
+
+    def publish(self, event: DagRunEvent | TaskInstanceEvent, *, inline: bool) -> None:
+        """Record ``event``; deliver now (``inline``) or hand delivery to the background thread."""
+        self.spool.put(event)
+        if inline:
+            self.drain(timeout=self.config.delivery_timeout)
+        else:
+            self._background().wake()
+
+    def drain(self, timeout: float, *, ignore_backoff: bool = False) -> int:
+        """Send spooled events until the spool is empty or ``timeout`` seconds pass.
+
+        Returns how many were delivered. Never raises for broker trouble: what is not
+        delivered stays in the spool.
+        """
+        if not ignore_backoff and self.spool.broker_failed_within(self.config.retry_backoff):
+            return 0
+        deadline = time.monotonic() + timeout
+        delivered = 0
+        with self.spool.drain_lock(timeout) as locked:
+            if not locked:
+                return 0  # another process is draining and will take our events too
+            while time.monotonic() < deadline:
+                batch = self.spool.pending(limit=_BATCH)
+                if not batch:
+                    break
+                try:
+                    acknowledged = self._sink.send([entry.event for entry in batch], deadline)
+                except DeliveryError as error:
+                    self.spool.mark_broker_unavailable()
+                    log.warning(
+                        "airstream: %s; %d event(s) stay spooled in %s and will be retried",
+                        error,
+                        self.spool.count(),
+                        self.spool.directory,
+                    )
+                    return delivered
+                for entry in batch[:acknowledged]:
+                    self.spool.remove(entry.path)
+                delivered += acknowledged
+                if acknowledged < len(batch):
+                    break
+            self.spool.mark_broker_available()
+        return delivered
+
+    def _background(self) -> _BackgroundDrainer:
+        if self._worker is None or not self._worker.belongs_to_this_process():
+            self._worker = _BackgroundDrainer(self)
+        return self._worker
+
+
+class _BackgroundDrainer:
+    """A daemon thread that drains the spool when woken, and retries it periodically."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+        self._pid = os.getpid()
+        self._wakeup = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="airstream-delivery", daemon=True)
+        self._thread.start()
+        # A short-lived process (``airflow dags test``) gets one last bounded try at exit.
+        atexit.register(self._drain_at_exit)
+
+    def belongs_to_this_process(self) -> bool:
+        return self._pid == os.getpid() and self._thread.is_alive()
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def _run(self) -> None:
+        config = self._publisher.config
+        while True:
+            self._wakeup.wait(timeout=config.retry_backoff)
+            self._wakeup.clear()
+            try:
+                if self._publisher.spool.count():
+                    self._publisher.drain(timeout=config.delivery_timeout)
+            except Exception:
+                log.exception("airstream: background delivery failed; events stay spooled")
+
+    def _drain_at_exit(self) -> None:
+        if os.getpid() != self._pid:
+            return
+        try:
+            self._publisher.drain(timeout=self._publisher.config.delivery_timeout)
+        except Exception:
+            log.exception("airstream: delivery at exit failed; events stay spooled")

@@ -1,0 +1,136 @@
+"""Building contract events from the objects Airflow hands to listener hooks.
+
+Hooks receive a Task SDK ``RuntimeTaskInstance`` in the task process, or an ORM
+``TaskInstance``/``DagRun`` in the scheduler and the api-server (and on Airflow 2). Both are
+read by attribute, defensively: a missing attribute becomes ``None``, never an error.
+Only the fields of the contract are read; DAG-run ``conf``, XCom and connections are not.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+from airflow_listener import __version__
+from schemas import DagRunEvent, EventType, TaskInstanceEvent
+
+PRODUCER = f"airstream/{__version__}"
+
+_TASK_EVENT_TYPES = {
+    "running": EventType.TASK_INSTANCE_RUNNING,
+    "success": EventType.TASK_INSTANCE_SUCCESS,
+    "failed": EventType.TASK_INSTANCE_FAILED,
+    "up_for_retry": EventType.TASK_INSTANCE_UP_FOR_RETRY,
+    "skipped": EventType.TASK_INSTANCE_SKIPPED,
+}
+
+
+def is_runtime_task_instance(task_instance: Any) -> bool:
+    """True for the Task SDK object Airflow 3 passes inside the task process itself."""
+    return type(task_instance).__module__.startswith("airflow.sdk")
+
+
+def task_instance_event(
+    instance: str, hook_state: str, task_instance: Any, previous_state: Any = None
+) -> TaskInstanceEvent:
+    """The event for a task-instance hook. ``hook_state`` names the hook (``failed`` also covers
+    ``up_for_retry``, told apart by the task instance's own state)."""
+    state = _state(getattr(task_instance, "state", None)) or hook_state
+    if hook_state == "failed" and state != "up_for_retry":
+        state = "failed"
+    elif hook_state != "failed":
+        state = hook_state
+    dag_run = _dag_run_of(task_instance)
+    return TaskInstanceEvent.new(
+        instance=instance,
+        event_type=_TASK_EVENT_TYPES[state],
+        state=state,
+        dag_id=task_instance.dag_id,
+        run_id=task_instance.run_id,
+        task_id=task_instance.task_id,
+        map_index=_int(getattr(task_instance, "map_index", None), default=-1),
+        try_number=_int(getattr(task_instance, "try_number", None), default=0),
+        start_date=_datetime(getattr(task_instance, "start_date", None)),
+        end_date=_datetime(getattr(task_instance, "end_date", None)),
+        logical_date=_datetime(getattr(dag_run, "logical_date", None)),
+        run_type=_state(getattr(dag_run, "run_type", None)),
+        hostname=getattr(task_instance, "hostname", None) or None,
+        operator=_operator_name(task_instance),
+        reported_by=reporting_process(task_instance),
+        producer=PRODUCER,
+    )
+
+
+def dag_run_event(instance: str, hook_state: str, dag_run: Any) -> DagRunEvent:
+    """The event for a DAG-run hook (``running``, ``success`` or ``failed``)."""
+    return DagRunEvent.new(
+        instance=instance,
+        event_type=EventType(f"dag_run.{hook_state}"),
+        state=hook_state,
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        clear_number=_int(getattr(dag_run, "clear_number", None), default=0),
+        start_date=_datetime(getattr(dag_run, "start_date", None)),
+        end_date=_datetime(getattr(dag_run, "end_date", None)),
+        logical_date=_datetime(getattr(dag_run, "logical_date", None)),
+        run_type=_state(getattr(dag_run, "run_type", None)),
+        data_interval_start=_datetime(getattr(dag_run, "data_interval_start", None)),
+        data_interval_end=_datetime(getattr(dag_run, "data_interval_end", None)),
+        producer=PRODUCER,
+    )
+
+
+def reporting_process(task_instance: Any = None) -> str:
+    """Which Airflow process runs the hook: ``task``, ``scheduler``, ``api-server`` or ``cli``.
+
+    A forked task process keeps its parent's ``argv``, so the Task SDK object decides first.
+    """
+    if task_instance is not None and is_runtime_task_instance(task_instance):
+        return "task"
+    argv = " ".join(sys.argv[1:3])
+    for role in ("scheduler", "api-server", "api_server", "webserver", "triggerer", "dag-processor"):
+        if role in argv:
+            return role.replace("_", "-")
+    return "task" if "tasks run" in argv else "cli"
+
+
+def runs_in_long_lived_process(task_instance: Any = None) -> bool:
+    """True where a hook must never wait for the network (scheduler loop, API requests)."""
+    return reporting_process(task_instance) not in {"task", "cli"}
+
+
+def _dag_run_of(task_instance: Any) -> Any:
+    if is_runtime_task_instance(task_instance):
+        try:
+            return task_instance.get_template_context().get("dag_run")
+        except Exception:
+            return None
+    try:
+        return getattr(task_instance, "dag_run", None)
+    except Exception:  # a detached ORM object cannot lazy-load its run
+        return None
+
+
+def _operator_name(task_instance: Any) -> str | None:
+    task = getattr(task_instance, "task", None)
+    if task is not None:
+        return getattr(task, "task_type", None) or type(task).__name__
+    return getattr(task_instance, "operator", None)
+
+
+def _state(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _datetime(value: Any) -> datetime | None:
+    return value if isinstance(value, datetime) else None

@@ -1,0 +1,112 @@
+"""The listener hooks Airflow calls. Each one builds an event and hands it to the publisher.
+
+Hooks never raise: an exception here would stop the other listeners' hooks for the same
+event, so every error is caught and logged. They never wait for the network in the scheduler
+or the api-server (see :mod:`airflow_listener.delivery`).
+
+Arguments are declared without ``session``, which keeps one implementation valid on
+Airflow 3 and Airflow 2.10+.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pluggy
+
+from airflow_listener.config import ListenerConfig
+from airflow_listener.delivery import Publisher
+from airflow_listener.event_builder import dag_run_event, runs_in_long_lived_process, task_instance_event
+
+log = logging.getLogger(__name__)
+
+hookimpl = pluggy.HookimplMarker("airflow")
+
+_publisher: Publisher | None = None
+_disabled = False
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def get_publisher() -> Publisher | None:
+    """The process's publisher, built on first use from ``[airstream]``; None when disabled."""
+    global _publisher, _disabled
+    if _publisher is None and not _disabled:
+        config = ListenerConfig.from_airflow()
+        if not config.enabled:
+            _disabled = True
+            return None
+        _publisher = Publisher(config)
+    return _publisher
+
+
+def _never_raise(hook: F) -> F:
+    @functools.wraps(hook)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            hook(*args, **kwargs)
+        except Exception:
+            log.exception("airstream: %s failed; Airflow is unaffected, this event was not recorded", hook.__name__)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _publish_task_event(hook_state: str, task_instance: Any, previous_state: Any) -> None:
+    publisher = get_publisher()
+    if publisher is None:
+        return
+    event = task_instance_event(publisher.config.instance_name, hook_state, task_instance, previous_state)
+    publisher.publish(event, inline=not runs_in_long_lived_process(task_instance))
+
+
+def _publish_dag_run_event(hook_state: str, dag_run: Any) -> None:
+    publisher = get_publisher()
+    if publisher is None:
+        return
+    event = dag_run_event(publisher.config.instance_name, hook_state, dag_run)
+    publisher.publish(event, inline=not runs_in_long_lived_process())
+
+
+@hookimpl
+@_never_raise
+def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
+    _publish_task_event("running", task_instance, previous_state)
+
+
+@hookimpl
+@_never_raise
+def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
+    _publish_task_event("success", task_instance, previous_state)
+
+
+@hookimpl
+@_never_raise
+def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
+    _publish_task_event("failed", task_instance, previous_state)
+
+
+@hookimpl
+@_never_raise
+def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
+    _publish_task_event("skipped", task_instance, previous_state)
+
+
+@hookimpl
+@_never_raise
+def on_dag_run_running(dag_run: Any, msg: str) -> None:
+    _publish_dag_run_event("running", dag_run)
+
+
+@hookimpl
+@_never_raise
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _publish_dag_run_event("success", dag_run)
+
+
+@hookimpl
+@_never_raise
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _publish_dag_run_event("failed", dag_run)

@@ -1,0 +1,93 @@
+"""Sending events to Kafka with kafka-python, within a deadline.
+
+The producer is created lazily, in the process that uses it: Kafka client threads do not
+survive ``fork``, and Airflow forks task processes from long-lived ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_listener.config import ListenerConfig
+from schemas import message_key, serialize_event
+from schemas.events import DagRunEvent, TaskInstanceEvent
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(RuntimeError):
+    """The broker did not acknowledge an event in time."""
+
+
+class KafkaSink:
+    """Sends events to the configured topic; one producer per process."""
+
+    def __init__(self, config: ListenerConfig) -> None:
+        self._config = config
+        self._producer: Any = None
+        self._producer_pid: int | None = None
+
+    def send(self, events: Sequence[DagRunEvent | TaskInstanceEvent], deadline: float) -> int:
+        """Send events in order and wait for the broker's acknowledgements until ``deadline``
+        (a ``time.monotonic()`` value). Returns how many leading events were acknowledged;
+        raises :class:`DeliveryError` when none could be and the broker seems unreachable.
+        """
+        producer = self._get_producer(deadline)
+        futures = [
+            producer.send(
+                self._config.topic,
+                key=message_key(event.instance, event.dag_id),
+                value=serialize_event(event),
+            )
+            for event in events
+        ]
+        acknowledged = 0
+        for future in futures:
+            try:
+                future.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except Exception as error:
+                if acknowledged == 0:
+                    raise DeliveryError(f"Kafka at {self._config.bootstrap_servers} did not acknowledge: {error}")
+                break
+            acknowledged += 1
+        return acknowledged
+
+    def close(self) -> None:
+        if self._producer is not None and self._producer_pid == os.getpid():
+            try:
+                self._producer.close(timeout=1)
+            except Exception:  # closing is best effort; the process may be exiting
+                log.debug("airstream: error closing the Kafka producer", exc_info=True)
+        self._producer = None
+
+    def _get_producer(self, deadline: float) -> Any:
+        if self._producer is not None and self._producer_pid == os.getpid():
+            return self._producer
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        budget_ms = max(int((deadline - time.monotonic()) * 1000), 100)
+        timeout_ms = max(int(self._config.delivery_timeout * 1000), 1000)
+        try:
+            self._producer = KafkaProducer(
+                **self._config.kafka_client_options(),
+                client_id=f"airstream-listener-{self._config.instance_name}",
+                acks="all",
+                # Duplicates are recognised downstream by event_id; an idempotent producer stays
+                # broken after some broker restarts, which would cost more than it saves.
+                enable_idempotence=False,
+                retries=3,
+                linger_ms=0,
+                bootstrap_timeout_ms=budget_ms,
+                max_block_ms=timeout_ms,
+                request_timeout_ms=timeout_ms,
+                delivery_timeout_ms=timeout_ms * 2,
+            )
+        except KafkaError as error:
+            raise DeliveryError(f"cannot connect to Kafka at {self._config.bootstrap_servers}: {error}") from error
+        self._producer_pid = os.getpid()
+        return self._producer

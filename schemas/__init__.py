@@ -1,0 +1,39 @@
+"""The event contract between the Airflow listener and the Dagster consumer.
+
+Every message on the airstream topic is one JSON document: a :class:`DagRunEvent` or a
+:class:`TaskInstanceEvent`. Both sides import these models and nothing else from each other.
+
+Example::
+
+    from schemas import parse_event
+
+    event = parse_event(message.value)   # raises InvalidEvent / UnsupportedSchemaVersion
+    if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
+        ...
+"""
+
+from schemas.errors import InvalidEvent, UnsupportedSchemaVersion
+from schemas.events import (
+    SCHEMA_VERSION,
+    DagRunEvent,
+    Event,
+    EventType,
+    TaskInstanceEvent,
+    derive_event_id,
+    message_key,
+)
+from schemas.parsing import parse_event, serialize_event
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DagRunEvent",
+    "Event",
+    "EventType",
+    "InvalidEvent",
+    "TaskInstanceEvent",
+    "UnsupportedSchemaVersion",
+    "derive_event_id",
+    "message_key",
+    "parse_event",
+    "serialize_event",
+]

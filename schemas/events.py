@@ -1,0 +1,143 @@
+"""Pydantic models of the events on the topic, and how their identity is derived.
+
+Version policy: ``schema_version`` is ``MAJOR.MINOR``. A minor version only adds optional
+fields, which older consumers ignore; a new major version may change meaning, and consumers
+refuse majors they do not know (see :func:`schemas.parse_event`).
+
+Nothing secret is carried: no DAG-run ``conf``, no XCom values, no connection data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+# A fixed namespace so the same fact always gets the same id, on any machine, in any release.
+_EVENT_ID_NAMESPACE = uuid.UUID("5d0c3a38-7c55-4d0e-9a51-2f5e0d6f7a11")
+
+
+class EventType(str, Enum):
+    """What happened: the object (DAG run or task instance) and the state it reached."""
+
+    DAG_RUN_RUNNING = "dag_run.running"
+    DAG_RUN_SUCCESS = "dag_run.success"
+    DAG_RUN_FAILED = "dag_run.failed"
+    TASK_INSTANCE_RUNNING = "task_instance.running"
+    TASK_INSTANCE_SUCCESS = "task_instance.success"
+    TASK_INSTANCE_FAILED = "task_instance.failed"
+    TASK_INSTANCE_UP_FOR_RETRY = "task_instance.up_for_retry"
+    TASK_INSTANCE_SKIPPED = "task_instance.skipped"
+
+    @property
+    def state(self) -> str:
+        """The Airflow state this event reports, e.g. ``"success"``."""
+        return self.value.split(".", 1)[1]
+
+
+def derive_event_id(
+    *,
+    instance: str,
+    event_type: EventType,
+    dag_id: str,
+    run_id: str,
+    task_id: str | None = None,
+    map_index: int | None = None,
+    attempt: int | None = None,
+) -> str:
+    """The deterministic id of one fact: the same fact always yields the same id.
+
+    ``attempt`` is the task's ``try_number`` for task-instance events and the DAG run's
+    ``clear_number`` for DAG-run events, so a cleared and re-run DAG run is a new fact.
+    """
+    parts = [instance, event_type.value, dag_id, run_id, task_id, map_index, attempt]
+    key = "\x1f".join("" if part is None else str(part) for part in parts)
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, key))
+
+
+def message_key(instance: str, dag_id: str) -> bytes:
+    """The Kafka message key: one DAG's events always land in the same partition, in order."""
+    return f"{instance}/{dag_id}".encode()
+
+
+class _EventBase(BaseModel):
+    # Unknown fields come from a newer minor version: ignore them rather than fail.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
+    event_id: str = Field(description="Deterministic id of this fact; consumers deduplicate on it.")
+    instance: str = Field(description="Name of the Airflow instance that emitted the event.")
+    dag_id: str
+    run_id: str
+    state: str = Field(description="The Airflow state reached, as Airflow names it.")
+    logical_date: datetime | None = None
+    run_type: str | None = Field(default=None, description="manual, scheduled, backfill, asset_triggered…")
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    emitted_at: datetime = Field(description="When the listener built the event (UTC).")
+    producer: str = Field(description="The software that wrote the event, e.g. airstream/0.1.0.")
+
+
+class DagRunEvent(_EventBase):
+    """A DAG run reached ``running``, ``success`` or ``failed``."""
+
+    event_type: Literal[EventType.DAG_RUN_RUNNING, EventType.DAG_RUN_SUCCESS, EventType.DAG_RUN_FAILED]
+    clear_number: int = Field(default=0, description="How many times the run was cleared and re-run.")
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+    @classmethod
+    def new(cls, **fields: Any) -> DagRunEvent:
+        """Build the event, deriving its ``event_id`` and stamping ``emitted_at`` if absent."""
+        fields.setdefault("emitted_at", datetime.now(timezone.utc))
+        fields["event_id"] = derive_event_id(
+            instance=fields["instance"],
+            event_type=EventType(fields["event_type"]),
+            dag_id=fields["dag_id"],
+            run_id=fields["run_id"],
+            attempt=fields.get("clear_number", 0),
+        )
+        return cls(**fields)
+
+
+class TaskInstanceEvent(_EventBase):
+    """A task instance reached ``running``, ``success``, ``failed``, ``up_for_retry`` or ``skipped``."""
+
+    event_type: Literal[
+        EventType.TASK_INSTANCE_RUNNING,
+        EventType.TASK_INSTANCE_SUCCESS,
+        EventType.TASK_INSTANCE_FAILED,
+        EventType.TASK_INSTANCE_UP_FOR_RETRY,
+        EventType.TASK_INSTANCE_SKIPPED,
+    ]
+    task_id: str
+    map_index: int = Field(default=-1, description="-1 for a task that is not dynamically mapped.")
+    try_number: int
+    hostname: str | None = None
+    operator: str | None = Field(default=None, description="The operator's class name.")
+    reported_by: str | None = Field(
+        default=None, description="Which Airflow process saw the change: task, scheduler or api-server."
+    )
+
+    @classmethod
+    def new(cls, **fields: Any) -> TaskInstanceEvent:
+        """Build the event, deriving its ``event_id`` and stamping ``emitted_at`` if absent."""
+        fields.setdefault("emitted_at", datetime.now(timezone.utc))
+        fields["event_id"] = derive_event_id(
+            instance=fields["instance"],
+            event_type=EventType(fields["event_type"]),
+            dag_id=fields["dag_id"],
+            run_id=fields["run_id"],
+            task_id=fields["task_id"],
+            map_index=fields.get("map_index", -1),
+            attempt=fields["try_number"],
+        )
+        return cls(**fields)
+
+
+Event = Annotated[DagRunEvent | TaskInstanceEvent, Field(discriminator="event_type")]
