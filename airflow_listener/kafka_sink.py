@@ -51,7 +51,8 @@ class KafkaSink:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
             except Exception as error:
                 if acknowledged == 0:
-                    raise DeliveryError(f"Kafka at {self._config.bootstrap_servers} did not acknowledge: {error}")
+                    where = self._config.bootstrap_servers
+                    raise DeliveryError(f"Kafka at {where} did not acknowledge: {error}") from error
                 break
             acknowledged += 1
         return acknowledged
