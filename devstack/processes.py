@@ -96,9 +96,7 @@ class ManagedProcess:
             return ""
         return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
 
-    def wait_until(
-        self, predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1
-    ) -> None:
+    def wait_until(self, predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
         """Poll ``predicate`` until it holds while the process runs.
 
         An exception from the predicate counts as "not yet". Raises :class:`StackError`
@@ -123,8 +121,7 @@ class ManagedProcess:
                 break
             time.sleep(interval)
         raise StackError(
-            f"{self.name} (pid {self.pid}) {problem} while waiting for {what}; "
-            f"log {self.log_path}:\n{self.log_tail()}"
+            f"{self.name} (pid {self.pid}) {problem} while waiting for {what}; log {self.log_path}:\n{self.log_tail()}"
         )
 
     def stop(self, timeout: float = 10.0) -> None:

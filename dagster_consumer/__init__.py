@@ -1,0 +1,43 @@
+"""The Dagster side of airstream: observe an Airflow instance through its lifecycle events.
+
+Example::
+
+    from dagster import AssetSpec, Definitions
+    from dagster_consumer import (
+        AirflowInstance, KafkaEventSource, assets_with_task_mappings, build_defs_from_airflow_instance,
+    )
+
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(
+            name="prod",
+            event_source=KafkaEventSource(bootstrap_servers="localhost:9092", topic="airflow.events"),
+        ),
+        defs=Definitions(
+            assets=[*assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("warehouse_table")]})]
+        ),
+    )
+
+This package never imports Airflow.
+"""
+
+from dagster_consumer.airflow_instance import AirflowInstance
+from dagster_consumer.definitions import build_defs_from_airflow_instance
+from dagster_consumer.mappings import AssetMappings, assets_with_dag_mappings, assets_with_task_mappings, dag_asset_key
+from dagster_consumer.sensor import build_airflow_event_sensor
+from dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
+from dagster_consumer.translate import translate
+
+__all__ = [
+    "AirflowInstance",
+    "AssetMappings",
+    "EventBatch",
+    "EventSource",
+    "EventSourceUnavailable",
+    "KafkaEventSource",
+    "assets_with_dag_mappings",
+    "assets_with_task_mappings",
+    "build_airflow_event_sensor",
+    "build_defs_from_airflow_instance",
+    "dag_asset_key",
+    "translate",
+]

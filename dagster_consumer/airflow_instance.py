@@ -1,0 +1,49 @@
+"""The Airflow instance a Dagster deployment observes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dagster_consumer.sources.base import EventSource
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class AirflowInstance:
+    """One Airflow deployment, named as its listener names it (``[airstream] instance_name``).
+
+    Args:
+        name: the instance name carried by every event; also the first part of the DAG
+            asset keys (``[name, "dag", dag_id]``). Letters, digits and underscores.
+        event_source: where its events come from, e.g. :class:`KafkaEventSource`.
+        webserver_url: the Airflow UI's base URL; when given, every materialization links
+            to the task or DAG run in Airflow.
+
+    Example::
+
+        AirflowInstance(
+            name="prod",
+            event_source=KafkaEventSource(bootstrap_servers="broker:9092", topic="airflow.events"),
+            webserver_url="https://airflow.example.com",
+        )
+    """
+
+    name: str
+    event_source: EventSource
+    webserver_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(
+                f"AirflowInstance name {self.name!r} must use only letters, digits and underscores "
+                "(it becomes part of asset keys and the sensor's name)"
+            )
+        if not isinstance(self.event_source, EventSource):
+            raise TypeError(
+                f"AirflowInstance event_source must be an EventSource such as KafkaEventSource, "
+                f"got {type(self.event_source).__name__}"
+            )
+        if self.webserver_url is not None:
+            object.__setattr__(self, "webserver_url", self.webserver_url.rstrip("/"))

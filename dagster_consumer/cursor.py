@@ -1,0 +1,94 @@
+"""The sensor's cursor: the source's position, and a window of recently seen event ids.
+
+Dagster stores the cursor with each tick, so it is the single record of progress. The event-id
+window turns at-least-once delivery into exactly-once materializations: a duplicate of any of
+the last ``window`` events is recognised and dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+_DIGEST_BYTES = 8  # 64 bits of a uuid5 per id: collisions are negligible inside the window
+DEFAULT_DEDUPLICATION_WINDOW = 10_000
+
+
+class InvalidCursor(ValueError):
+    """The stored cursor cannot be read."""
+
+
+@dataclass
+class SeenEvents:
+    """A bounded, ordered set of event ids."""
+
+    window: int = DEFAULT_DEDUPLICATION_WINDOW
+    _order: deque[bytes] = field(default_factory=deque)
+    _members: set[bytes] = field(default_factory=set)
+
+    def add(self, event_id: str) -> bool:
+        """Remember ``event_id``; False if it was already seen."""
+        digest = _digest(event_id)
+        if digest in self._members:
+            return False
+        self._order.append(digest)
+        self._members.add(digest)
+        while len(self._order) > self.window:
+            self._members.discard(self._order.popleft())
+        return True
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def encode(self) -> str:
+        return base64.b64encode(b"".join(self._order)).decode()
+
+    @classmethod
+    def decode(cls, encoded: str, window: int) -> SeenEvents:
+        seen = cls(window=window)
+        raw = base64.b64decode(encoded.encode(), validate=True)
+        for start in range(0, len(raw), _DIGEST_BYTES):
+            digest = raw[start : start + _DIGEST_BYTES]
+            seen._order.append(digest)
+            seen._members.add(digest)
+        while len(seen._order) > window:
+            seen._members.discard(seen._order.popleft())
+        return seen
+
+
+@dataclass
+class SensorCursor:
+    position: dict[str, Any] | None
+    seen: SeenEvents
+
+    @classmethod
+    def parse(cls, raw: str | None, window: int = DEFAULT_DEDUPLICATION_WINDOW) -> SensorCursor:
+        if not raw:
+            return cls(position=None, seen=SeenEvents(window=window))
+        try:
+            document = json.loads(raw)
+            position = document["position"]
+            seen = SeenEvents.decode(document.get("seen", ""), window)
+        except (ValueError, KeyError, TypeError, binascii.Error) as error:
+            raise InvalidCursor(
+                f"the airstream sensor cursor is unreadable ({error}); to start over, reset the sensor's "
+                "cursor in the Dagster UI (events already recorded may then be recorded again)"
+            ) from error
+        if position is not None and not isinstance(position, dict):
+            raise InvalidCursor(f"the airstream sensor cursor's position must be an object, got {position!r}")
+        return cls(position=position, seen=seen)
+
+    def serialize(self) -> str:
+        return json.dumps({"position": self.position, "seen": self.seen.encode()}, sort_keys=True)
+
+
+def _digest(event_id: str) -> bytes:
+    try:
+        return uuid.UUID(event_id).bytes[:_DIGEST_BYTES]
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, event_id).bytes[:_DIGEST_BYTES]

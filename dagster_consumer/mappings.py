@@ -1,0 +1,107 @@
+"""Mapping Dagster assets to the Airflow tasks and DAGs that produce them.
+
+The mapping travels as asset metadata, so it survives any later ``Definitions`` transform and
+shows in the Dagster UI.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
+
+TASK_MAPPING_METADATA_KEY = "airstream/task_mappings"
+DAG_MAPPING_METADATA_KEY = "airstream/dag_mappings"
+
+MappedAsset = AssetSpec | AssetsDefinition
+
+
+def dag_asset_key(instance_name: str, dag_id: str) -> AssetKey:
+    """The key of the asset that stands for a whole Airflow DAG: ``[instance, "dag", dag_id]``."""
+    return AssetKey([instance_name, "dag", dag_id])
+
+
+def assets_with_task_mappings(dag_id: str, task_mappings: Mapping[str, Iterable[MappedAsset]]) -> Sequence[MappedAsset]:
+    """Mark assets as produced by Airflow tasks: each is materialized when its task succeeds.
+
+    Example::
+
+        assets_with_task_mappings(
+            dag_id="etl",
+            task_mappings={"load": [AssetSpec("warehouse_table")]},
+        )
+    """
+    _require_id("dag_id", dag_id)
+    mapped: list[MappedAsset] = []
+    for task_id, assets in task_mappings.items():
+        _require_id("task_id", task_id)
+        entry = {"dag_id": dag_id, "task_id": task_id}
+        mapped.extend(_add_mapping(asset, TASK_MAPPING_METADATA_KEY, entry) for asset in assets)
+    return mapped
+
+
+def assets_with_dag_mappings(dag_mappings: Mapping[str, Iterable[MappedAsset]]) -> Sequence[MappedAsset]:
+    """Mark assets as produced by whole Airflow DAGs: each is materialized when a run succeeds.
+
+    Example::
+
+        assets_with_dag_mappings({"nightly_reports": [AssetSpec("report_pdf")]})
+    """
+    mapped: list[MappedAsset] = []
+    for dag_id, assets in dag_mappings.items():
+        _require_id("dag_id", dag_id)
+        mapped.extend(_add_mapping(asset, DAG_MAPPING_METADATA_KEY, {"dag_id": dag_id}) for asset in assets)
+    return mapped
+
+
+@dataclass(frozen=True)
+class AssetMappings:
+    """Which asset keys each task and each DAG produces."""
+
+    by_task: Mapping[tuple[str, str], Sequence[AssetKey]] = field(default_factory=dict)
+    by_dag: Mapping[str, Sequence[AssetKey]] = field(default_factory=dict)
+
+    @property
+    def dag_ids(self) -> set[str]:
+        return {dag_id for dag_id, _ in self.by_task} | set(self.by_dag)
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[AssetSpec]) -> AssetMappings:
+        by_task: dict[tuple[str, str], list[AssetKey]] = defaultdict(list)
+        by_dag: dict[str, list[AssetKey]] = defaultdict(list)
+        for spec in specs:
+            for entry in _entries(spec.metadata.get(TASK_MAPPING_METADATA_KEY)):
+                by_task[(entry["dag_id"], entry["task_id"])].append(spec.key)
+            for entry in _entries(spec.metadata.get(DAG_MAPPING_METADATA_KEY)):
+                by_dag[entry["dag_id"]].append(spec.key)
+        return cls(by_task=dict(by_task), by_dag=dict(by_dag))
+
+    @classmethod
+    def from_definitions(cls, defs: Definitions) -> AssetMappings:
+        return cls.from_specs(defs.resolve_all_asset_specs())
+
+
+def _add_mapping(asset: MappedAsset, metadata_key: str, entry: dict[str, str]) -> MappedAsset:
+    def add(spec: AssetSpec) -> AssetSpec:
+        existing = _entries(spec.metadata.get(metadata_key))
+        return spec.merge_attributes(metadata={metadata_key: [*existing, entry]}, kinds={"airflow"})
+
+    if isinstance(asset, AssetSpec):
+        return add(asset)
+    if isinstance(asset, AssetsDefinition):
+        return asset.map_asset_specs(add)
+    raise TypeError(f"cannot map {type(asset).__name__} to Airflow: pass AssetSpec or AssetsDefinition objects")
+
+
+def _entries(value: Any) -> list[dict[str, str]]:
+    # Metadata comes back wrapped (JsonMetadataValue) once Dagster has normalised it.
+    raw = getattr(value, "value", value)
+    return list(raw) if isinstance(raw, list) else []
+
+
+def _require_id(what: str, value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, got {value!r}")

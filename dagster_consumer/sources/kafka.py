@@ -1,0 +1,136 @@
+"""Reading events from a Kafka topic by assigning partitions and seeking to stored offsets.
+
+No consumer group is joined and nothing is committed to Kafka: the offsets live in the Dagster
+sensor's cursor, so a restart neither loses nor repeats work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, Position, RejectedMessage
+from schemas import Event, InvalidEvent, parse_event
+
+
+class KafkaEventSource(EventSource):
+    """Airflow events from a Kafka topic written by the airstream listener.
+
+    Args:
+        bootstrap_servers: ``host:port[,host:port]`` of the cluster.
+        topic: the topic the listener publishes to.
+        max_events_per_tick: stop reading after this many messages in one sensor tick.
+        max_seconds_per_tick: stop reading after this long in one sensor tick.
+        client_options: passed to kafka-python's ``KafkaConsumer`` as they are, for security
+            (``security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+            sasl_plain_username=..., sasl_plain_password=..., ssl_cafile=...``) and tuning.
+
+    Example::
+
+        KafkaEventSource(bootstrap_servers="broker:9092", topic="airflow.events")
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic: str = "airflow.events",
+        *,
+        max_events_per_tick: int = 5000,
+        max_seconds_per_tick: float = 10.0,
+        connect_timeout_seconds: float = 10.0,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not bootstrap_servers or not bootstrap_servers.strip():
+            raise ValueError("KafkaEventSource: bootstrap_servers is empty; pass host:port[,host:port]")
+        if not topic:
+            raise ValueError("KafkaEventSource: topic is empty; pass the topic the listener publishes to")
+        if max_events_per_tick < 1 or max_seconds_per_tick <= 0:
+            raise ValueError("KafkaEventSource: max_events_per_tick and max_seconds_per_tick must be positive")
+        self.bootstrap_servers = [server.strip() for server in bootstrap_servers.split(",") if server.strip()]
+        self.topic = topic
+        self.max_events_per_tick = max_events_per_tick
+        self.max_seconds_per_tick = max_seconds_per_tick
+        self.connect_timeout_seconds = connect_timeout_seconds
+        self.client_options = dict(client_options or {})
+
+    def describe(self) -> str:
+        return f"kafka://{','.join(self.bootstrap_servers)}/{self.topic}"
+
+    def read(self, position: Position | None) -> EventBatch:
+        offsets = {int(partition): int(offset) for partition, offset in (position or {}).items()}
+        consumer = self._connect()
+        try:
+            return self._read(consumer, offsets)
+        except EventSourceUnavailable:
+            raise
+        except Exception as error:  # kafka-python raises many types; name the source in one
+            raise EventSourceUnavailable(f"reading {self.describe()} failed: {error}") from error
+        finally:
+            consumer.close()
+
+    def _connect(self) -> Any:
+        from kafka import KafkaConsumer
+
+        try:
+            return KafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                client_id="airstream-dagster-consumer",
+                bootstrap_timeout_ms=int(self.connect_timeout_seconds * 1000),
+                **self.client_options,
+            )
+        except Exception as error:
+            raise EventSourceUnavailable(
+                f"cannot connect to Kafka at {','.join(self.bootstrap_servers)}: {error}. Check the "
+                "bootstrap servers, the network, and the security options (client_options)."
+            ) from error
+
+    def _read(self, consumer: Any, offsets: dict[int, int]) -> EventBatch:
+        from kafka import TopicPartition
+
+        partitions = consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            return EventBatch(events=[], position={str(p): o for p, o in offsets.items()})
+        assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
+        consumer.assign(assigned)
+        for topic_partition in assigned:
+            if topic_partition.partition in offsets:
+                consumer.seek(topic_partition, offsets[topic_partition.partition])
+            else:
+                consumer.seek_to_beginning(topic_partition)
+
+        events: list[Event] = []
+        rejected: list[RejectedMessage] = []
+        deadline = time.monotonic() + self.max_seconds_per_tick
+        read = 0
+        while read < self.max_events_per_tick and time.monotonic() < deadline:
+            polled = consumer.poll(timeout_ms=500, max_records=self.max_events_per_tick - read)
+            for topic_partition, records in polled.items():
+                for record in records:
+                    read += 1
+                    offsets[topic_partition.partition] = record.offset + 1
+                    try:
+                        events.append(parse_event(record.value))
+                    except InvalidEvent as error:
+                        where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
+                        rejected.append(RejectedMessage(where=where, reason=str(error)))
+            if not polled and self._caught_up(consumer, assigned):
+                break
+        return EventBatch(
+            events=events,
+            position={str(partition): offset for partition, offset in sorted(offsets.items())},
+            rejected=rejected,
+            caught_up=self._caught_up(consumer, assigned),
+        )
+
+    @staticmethod
+    def _caught_up(consumer: Any, assigned: list[Any]) -> bool:
+        # The high watermark seen in fetch responses is right on every broker we support
+        # (end_offsets is not, on some Kafka-protocol brokers).
+        for topic_partition in assigned:
+            highwater = consumer.highwater(topic_partition)
+            if highwater is None or consumer.position(topic_partition) < highwater:
+                return False
+        return True
