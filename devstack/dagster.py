@@ -1,0 +1,100 @@
+"""A local Dagster (``dagster dev``: webserver and daemon) loading one definitions file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devstack.processes import ManagedProcess, free_port
+
+EXAMPLE_DEFINITIONS = Path(__file__).parent / "example_definitions.py"
+
+
+def dagster_executable() -> str:
+    candidate = Path(sys.executable).parent / "dagster"
+    return str(candidate) if candidate.exists() else "dagster"
+
+
+def start_dagster(
+    home: Path,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    definitions: Path = EXAMPLE_DEFINITIONS,
+    port: int | None = None,
+    timeout: float = 90,
+) -> tuple[ManagedProcess, str]:
+    """Start ``dagster dev`` with its instance in ``home``; returns the process and the UI's URL."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    tmp = home / "tmp"
+    tmp.mkdir(exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp)}
+    process = ManagedProcess.start(
+        "dagster dev",
+        [dagster_executable(), "dev", "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
+        env=process_env,
+        cwd=home,
+        log_path=log_dir / "dagster-dev.log",
+    )
+    try:
+        process.wait_until(lambda: _answers(url), timeout=timeout, what="the Dagster webserver to answer")
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def _answers(url: str) -> bool:
+    return httpx.get(f"{url}/server_info", timeout=2).status_code == 200
+
+
+@dataclass(frozen=True)
+class RecordedAssetEvent:
+    """One asset event stored in a Dagster instance, flattened for printing and assertions."""
+
+    storage_id: int
+    kind: str  # "materialization" or "observation"
+    asset_key: str
+    metadata: dict[str, Any]
+    timestamp: float
+
+
+def recorded_asset_events(instance: Any, after_storage_id: int = 0) -> list[RecordedAssetEvent]:
+    """Every materialization and observation stored after ``after_storage_id``, oldest first."""
+    from dagster import AssetRecordsFilter
+
+    found: list[RecordedAssetEvent] = []
+    for asset_key in instance.get_asset_keys():
+        records_filter = AssetRecordsFilter(asset_key=asset_key, after_storage_id=after_storage_id)
+        for kind, fetch in (
+            ("materialization", instance.fetch_materializations),
+            ("observation", instance.fetch_observations),
+        ):
+            cursor = None
+            while True:
+                result = fetch(records_filter, limit=500, cursor=cursor, ascending=True)
+                for record in result.records:
+                    entry = record.event_log_entry
+                    event = entry.asset_materialization or entry.asset_observation
+                    found.append(
+                        RecordedAssetEvent(
+                            storage_id=record.storage_id,
+                            kind=kind,
+                            asset_key=asset_key.to_user_string(),
+                            metadata={key: getattr(value, "value", value) for key, value in event.metadata.items()},
+                            timestamp=entry.timestamp,
+                        )
+                    )
+                if not result.has_more:
+                    break
+                cursor = result.cursor
+    return sorted(found, key=lambda event: event.storage_id)

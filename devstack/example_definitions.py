@@ -1,0 +1,47 @@
+"""The Dagster code location of the demo, the end-to-end tests and the compose stack.
+
+Configured by environment variables, so one file serves all three:
+``KAFKA_BOOTSTRAP_SERVERS`` (required), ``AIRSTREAM_TOPIC`` (default ``airflow.events``),
+``AIRSTREAM_INSTANCE_NAME`` (default ``local``), ``AIRFLOW_WEBSERVER_URL`` (optional).
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import AssetSpec, Definitions
+
+from dagster_consumer import (
+    AirflowInstance,
+    KafkaEventSource,
+    assets_with_dag_mappings,
+    assets_with_task_mappings,
+    build_defs_from_airflow_instance,
+)
+
+bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+if not bootstrap_servers:
+    raise RuntimeError("set KAFKA_BOOTSTRAP_SERVERS to the broker the Airflow listener publishes to")
+
+defs = build_defs_from_airflow_instance(
+    airflow_instance=AirflowInstance(
+        name=os.environ.get("AIRSTREAM_INSTANCE_NAME", "local"),
+        event_source=KafkaEventSource(
+            bootstrap_servers=bootstrap_servers,
+            topic=os.environ.get("AIRSTREAM_TOPIC", "airflow.events"),
+        ),
+        webserver_url=os.environ.get("AIRFLOW_WEBSERVER_URL"),
+    ),
+    defs=Definitions(
+        assets=[
+            *assets_with_task_mappings(dag_id="example_etl", task_mappings={"load": [AssetSpec("warehouse_orders")]}),
+            *assets_with_task_mappings(
+                dag_id="example_failing", task_mappings={"flaky_call": [AssetSpec("partner_feed")]}
+            ),
+            *assets_with_task_mappings(
+                dag_id="example_mapped", task_mappings={"process_partition": [AssetSpec("monthly_partitions")]}
+            ),
+            *assets_with_dag_mappings({"example_mapped": [AssetSpec("monthly_report")]}),
+        ]
+    ),
+)
