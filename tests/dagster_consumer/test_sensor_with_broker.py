@@ -1,0 +1,212 @@
+"""The sensor reading a real broker into a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from dagster import AssetKey, AssetSpec, DagsterInstance, Definitions, build_sensor_context, instance_for_test
+from kafka import KafkaProducer
+
+from dagster_consumer import (
+    AirflowInstance,
+    EventSourceUnavailable,
+    KafkaEventSource,
+    assets_with_task_mappings,
+    build_defs_from_airflow_instance,
+)
+from devstack.broker import Broker
+from devstack.processes import free_port
+from schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key, serialize_event
+
+pytestmark = pytest.mark.integration
+
+INSTANCE = "prod"
+SENSOR = f"{INSTANCE}__airflow_event_sensor"
+WAREHOUSE = AssetKey("warehouse_table")
+DAG_ASSET = AssetKey([INSTANCE, "dag", "etl"])
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as dagster_instance:
+        yield dagster_instance
+
+
+def _defs(bootstrap_servers: str, topic: str, **source_options: Any) -> Definitions:
+    return build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(
+            name=INSTANCE,
+            event_source=KafkaEventSource(bootstrap_servers=bootstrap_servers, topic=topic, **source_options),
+            webserver_url="http://airflow.example:8080",
+        ),
+        defs=Definitions(
+            assets=[*assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec(WAREHOUSE)]})]
+        ),
+    )
+
+
+def _tick(instance: DagsterInstance, defs: Definitions, cursor: str | None) -> str | None:
+    """One sensor evaluation whose asset events are stored, as the daemon does."""
+    sensor = defs.resolve_sensor_def(SENSOR)
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+    for asset_event in result.asset_events:
+        instance.report_runless_asset_event(asset_event)
+    return result.cursor
+
+
+def _publish(broker: Broker, topic: str, events: Sequence[Event | bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    try:
+        for event in events:
+            if isinstance(event, bytes):
+                producer.send(topic, key=message_key(INSTANCE, "etl"), value=event)
+            else:
+                producer.send(topic, key=message_key(event.instance, event.dag_id), value=serialize_event(event))
+        producer.flush(timeout=10)
+    finally:
+        producer.close()
+
+
+def _task_event(task_id: str, event_type: EventType, run: str = "run_1", try_number: int = 1) -> TaskInstanceEvent:
+    start = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+    return TaskInstanceEvent.new(
+        instance=INSTANCE,
+        event_type=event_type,
+        state=event_type.state,
+        dag_id="etl",
+        run_id=run,
+        task_id=task_id,
+        try_number=try_number,
+        start_date=start,
+        end_date=start + timedelta(seconds=3),
+        logical_date=start,
+        producer="test",
+    )
+
+
+def _dag_event(event_type: EventType, run: str = "run_1") -> DagRunEvent:
+    return DagRunEvent.new(
+        instance=INSTANCE, event_type=event_type, state=event_type.state, dag_id="etl", run_id=run, producer="test"
+    )
+
+
+def _materialized_runs(instance: DagsterInstance, key: AssetKey) -> list[str]:
+    records = instance.fetch_materializations(key, limit=1000, ascending=True).records
+    return [str(record.asset_materialization.metadata["airflow/run_id"].value) for record in records]  # type: ignore[union-attr]
+
+
+def _run(number: int) -> list[Event]:
+    run = f"run_{number}"
+    return [
+        _task_event("load", EventType.TASK_INSTANCE_RUNNING, run),
+        _task_event("load", EventType.TASK_INSTANCE_SUCCESS, run),
+        _dag_event(EventType.DAG_RUN_SUCCESS, run),
+    ]
+
+
+def test_task_success_materializes_the_mapped_asset_with_airflow_metadata(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    _publish(broker, topic, _run(1))
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+
+    (record,) = instance.fetch_materializations(WAREHOUSE, limit=10).records
+    metadata = {key: getattr(value, "value", value) for key, value in record.asset_materialization.metadata.items()}  # type: ignore[union-attr]
+    assert metadata["airflow/task_id"] == "load"
+    assert metadata["airflow/duration_seconds"] == 3.0
+    assert metadata["airflow/url"] == "http://airflow.example:8080/dags/etl/runs/run_1/tasks/load"
+    assert _materialized_runs(instance, DAG_ASSET) == ["run_1"]
+    assert len(instance.fetch_observations(DAG_ASSET, limit=10).records) == 2  # running and success of the task
+
+
+def test_a_restart_from_the_stored_cursor_neither_loses_nor_repeats(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    _publish(broker, topic, [event for number in range(1, 4) for event in _run(number)])  # 9 events
+
+    # A small per-tick budget makes the sensor stop mid-topic, as a busy topic would.
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic, max_events_per_tick=4), cursor=None)
+    assert cursor is not None and sum(json.loads(cursor)["position"].values()) == 4
+
+    # "Restart": brand-new definitions and source, only the stored cursor carried over.
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
+    assert sorted(_materialized_runs(instance, WAREHOUSE)) == ["run_1", "run_2", "run_3"]
+
+    unchanged = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
+    assert json.loads(unchanged or "")["position"] == json.loads(cursor or "")["position"]
+    _publish(broker, topic, _run(4))
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=unchanged)
+    assert sorted(_materialized_runs(instance, WAREHOUSE)) == ["run_1", "run_2", "run_3", "run_4"]
+    assert sorted(_materialized_runs(instance, DAG_ASSET)) == ["run_1", "run_2", "run_3", "run_4"]
+
+
+def test_duplicates_never_materialize_twice_even_across_ticks(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    defs = _defs(broker.bootstrap_servers, topic)
+    success = _task_event("load", EventType.TASK_INSTANCE_SUCCESS)
+    _publish(broker, topic, [success, success])
+    cursor = _tick(instance, defs, cursor=None)
+    _publish(broker, topic, [success])  # redelivered later, e.g. from a listener's spool
+    _tick(instance, defs, cursor=cursor)
+    assert _materialized_runs(instance, WAREHOUSE) == ["run_1"]
+
+
+def test_a_dag_run_success_that_arrives_before_its_last_task_still_gives_both(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    defs = _defs(broker.bootstrap_servers, topic)
+    _publish(broker, topic, [_dag_event(EventType.DAG_RUN_SUCCESS)])
+    cursor = _tick(instance, defs, cursor=None)
+    _publish(broker, topic, [_task_event("load", EventType.TASK_INSTANCE_SUCCESS)])
+    _tick(instance, defs, cursor=cursor)
+    assert _materialized_runs(instance, DAG_ASSET) == ["run_1"]
+    assert _materialized_runs(instance, WAREHOUSE) == ["run_1"]
+
+
+def test_failures_show_on_the_mapped_asset_without_materializing_it(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    _publish(
+        broker,
+        topic,
+        [
+            _task_event("load", EventType.TASK_INSTANCE_UP_FOR_RETRY, try_number=1),
+            _task_event("load", EventType.TASK_INSTANCE_FAILED, try_number=2),
+            _dag_event(EventType.DAG_RUN_FAILED),
+        ],
+    )
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    assert _materialized_runs(instance, WAREHOUSE) == []
+    states = [
+        record.asset_observation.metadata["airflow/state"].value  # type: ignore[union-attr]
+        for record in instance.fetch_observations(WAREHOUSE, limit=10, ascending=True).records
+    ]
+    assert states == ["up_for_retry", "failed"]
+
+
+def test_malformed_and_unknown_version_messages_are_skipped_and_the_rest_recorded(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    future = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_SUCCESS, run="run_future")))
+    future["schema_version"] = "2.0"
+    _publish(
+        broker,
+        topic,
+        [b"not json at all", json.dumps(future).encode(), _task_event("load", EventType.TASK_INSTANCE_SUCCESS)],
+    )
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    assert _materialized_runs(instance, WAREHOUSE) == ["run_1"]
+    assert sum(json.loads(cursor or "")["position"].values()) == 3, "the cursor moves past what was skipped"
+
+
+def test_an_unreachable_broker_fails_the_tick_with_a_clear_error_and_keeps_the_cursor(
+    instance: DagsterInstance,
+) -> None:
+    defs = _defs(f"127.0.0.1:{free_port()}", "airflow.events", connect_timeout_seconds=1)
+    with pytest.raises(EventSourceUnavailable, match=r"cannot connect to Kafka at 127\.0\.0\.1:"):
+        _tick(instance, defs, cursor='{"position": {"0": 5}, "seen": ""}')
