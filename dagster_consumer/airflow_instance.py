@@ -35,7 +35,7 @@ class AirflowInstance:
     webserver_url: str | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValueError(
                 f"AirflowInstance name {self.name!r} must use only letters, digits and underscores "
                 "(it becomes part of asset keys and the sensor's name)"

@@ -51,7 +51,11 @@ class SeenEvents:
     @classmethod
     def decode(cls, encoded: str, window: int) -> SeenEvents:
         seen = cls(window=window)
+        if not isinstance(encoded, str):
+            raise ValueError(f"seen must be a base64 string, got {type(encoded).__name__}")
         raw = base64.b64decode(encoded.encode(), validate=True)
+        if len(raw) % _DIGEST_BYTES:
+            raise ValueError(f"seen holds {len(raw)} bytes, not a whole number of {_DIGEST_BYTES}-byte ids")
         for start in range(0, len(raw), _DIGEST_BYTES):
             digest = raw[start : start + _DIGEST_BYTES]
             seen._order.append(digest)
@@ -73,14 +77,14 @@ class SensorCursor:
         try:
             document = json.loads(raw)
             position = document["position"]
+            if position is not None and not isinstance(position, dict):
+                raise ValueError(f"position must be an object, got {position!r}")
             seen = SeenEvents.decode(document.get("seen", ""), window)
         except (ValueError, KeyError, TypeError, binascii.Error) as error:
             raise InvalidCursor(
                 f"the airstream sensor cursor is unreadable ({error}); to start over, reset the sensor's "
                 "cursor in the Dagster UI (events already recorded may then be recorded again)"
             ) from error
-        if position is not None and not isinstance(position, dict):
-            raise InvalidCursor(f"the airstream sensor cursor's position must be an object, got {position!r}")
         return cls(position=position, seen=seen)
 
     def serialize(self) -> str:

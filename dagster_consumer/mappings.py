@@ -87,6 +87,8 @@ class AssetMappings:
 def _add_mapping(asset: MappedAsset, metadata_key: str, entry: dict[str, str]) -> MappedAsset:
     def add(spec: AssetSpec) -> AssetSpec:
         existing = _entries(spec.metadata.get(metadata_key))
+        if entry in existing:
+            return spec
         return spec.merge_attributes(metadata={metadata_key: [*existing, entry]}, kinds={"airflow"})
 
     if isinstance(asset, AssetSpec):

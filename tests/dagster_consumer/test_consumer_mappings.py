@@ -1,0 +1,305 @@
+"""Unit tests of dagster_consumer.mappings, .definitions and .airflow_instance (no broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    DefaultSensorStatus,
+    Definitions,
+    asset,
+)
+
+from dagster_consumer import (
+    AirflowInstance,
+    AssetMappings,
+    KafkaEventSource,
+    assets_with_dag_mappings,
+    assets_with_task_mappings,
+    build_defs_from_airflow_instance,
+    dag_asset_key,
+)
+from dagster_consumer.mappings import DAG_MAPPING_METADATA_KEY, TASK_MAPPING_METADATA_KEY
+
+
+def unreachable_source() -> KafkaEventSource:
+    # Never read in these tests: building definitions must not touch the broker.
+    return KafkaEventSource(bootstrap_servers="127.0.0.1:1", topic="t")
+
+
+def entries(value: Any) -> list[dict[str, str]]:
+    return list(getattr(value, "value", value))
+
+
+def spec_of(assets_def: AssetsDefinition) -> AssetSpec:
+    (spec,) = assets_def.specs
+    return spec
+
+
+@asset
+def warehouse_table() -> None: ...
+
+
+# --- assets_with_task_mappings / assets_with_dag_mappings -----------------------------------
+
+
+def test_task_mapping_on_asset_spec() -> None:
+    (mapped,) = assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("warehouse")]})
+    assert isinstance(mapped, AssetSpec)
+    assert mapped.key == AssetKey("warehouse")
+    assert entries(mapped.metadata[TASK_MAPPING_METADATA_KEY]) == [{"dag_id": "etl", "task_id": "load"}]
+    assert "airflow" in mapped.kinds
+
+
+def test_task_mapping_on_asset_decorated_definition() -> None:
+    (mapped,) = assets_with_task_mappings(dag_id="etl", task_mappings={"load": [warehouse_table]})
+    assert isinstance(mapped, AssetsDefinition)
+    spec = spec_of(mapped)
+    assert spec.key == AssetKey("warehouse_table")
+    assert entries(spec.metadata[TASK_MAPPING_METADATA_KEY]) == [{"dag_id": "etl", "task_id": "load"}]
+    # The original definition is left as it was.
+    assert TASK_MAPPING_METADATA_KEY not in spec_of(warehouse_table).metadata
+
+
+def test_task_mapping_keeps_existing_metadata() -> None:
+    (mapped,) = assets_with_task_mappings(
+        dag_id="etl", task_mappings={"load": [AssetSpec("warehouse", metadata={"owner_team": "data"})]}
+    )
+    assert mapped.metadata["owner_team"] == "data"
+    assert TASK_MAPPING_METADATA_KEY in mapped.metadata
+
+
+def test_several_tasks_and_assets_in_one_call() -> None:
+    mapped = assets_with_task_mappings(
+        dag_id="etl", task_mappings={"extract": [AssetSpec("raw")], "load": [AssetSpec("a"), AssetSpec("b")]}
+    )
+    assert [m.key for m in mapped] == [AssetKey("raw"), AssetKey("a"), AssetKey("b")]
+    mappings = AssetMappings.from_definitions(Definitions(assets=mapped))
+    assert mappings.by_task == {("etl", "extract"): [AssetKey("raw")], ("etl", "load"): [AssetKey("a"), AssetKey("b")]}
+
+
+@pytest.mark.parametrize("asset_obj", [AssetSpec("warehouse_table"), warehouse_table], ids=["spec", "assets_def"])
+def test_asset_mapped_to_two_tasks_keeps_both(asset_obj: Any) -> None:
+    once = assets_with_task_mappings(dag_id="etl", task_mappings={"load": [asset_obj]})
+    twice = assets_with_task_mappings(dag_id="audit", task_mappings={"check": once})
+    (mapped,) = twice
+    spec = mapped if isinstance(mapped, AssetSpec) else spec_of(mapped)
+    assert entries(spec.metadata[TASK_MAPPING_METADATA_KEY]) == [
+        {"dag_id": "etl", "task_id": "load"},
+        {"dag_id": "audit", "task_id": "check"},
+    ]
+    mappings = AssetMappings.from_definitions(Definitions(assets=twice))
+    assert mappings.by_task == {
+        ("etl", "load"): [AssetKey("warehouse_table")],
+        ("audit", "check"): [AssetKey("warehouse_table")],
+    }
+    assert mappings.dag_ids == {"etl", "audit"}
+
+
+def test_mapping_the_same_task_twice_does_not_duplicate_the_asset() -> None:
+    once = assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("warehouse")]})
+    again = assets_with_task_mappings(dag_id="etl", task_mappings={"load": once})
+    mappings = AssetMappings.from_definitions(Definitions(assets=again))
+    # A duplicate key here would make every success of etl.load materialize warehouse twice.
+    assert mappings.by_task == {("etl", "load"): [AssetKey("warehouse")]}
+
+
+def test_dag_mapping_on_spec_and_assets_def() -> None:
+    spec_mapped, def_mapped = assets_with_dag_mappings({"etl": [AssetSpec("report"), warehouse_table]})
+    assert entries(spec_mapped.metadata[DAG_MAPPING_METADATA_KEY]) == [{"dag_id": "etl"}]
+    assert entries(spec_of(def_mapped).metadata[DAG_MAPPING_METADATA_KEY]) == [{"dag_id": "etl"}]
+
+
+def test_from_definitions_finds_task_and_dag_mappings() -> None:
+    defs = Definitions(
+        assets=[
+            *assets_with_task_mappings(dag_id="etl", task_mappings={"load": [warehouse_table]}),
+            *assets_with_dag_mappings({"reports": [AssetSpec("report")]}),
+            AssetSpec("unmapped"),
+        ]
+    )
+    mappings = AssetMappings.from_definitions(defs)
+    assert mappings.by_task == {("etl", "load"): [AssetKey("warehouse_table")]}
+    assert mappings.by_dag == {"reports": [AssetKey("report")]}
+    assert mappings.dag_ids == {"etl", "reports"}
+
+
+def test_from_definitions_of_empty_definitions() -> None:
+    mappings = AssetMappings.from_definitions(Definitions())
+    assert mappings.by_task == {}
+    assert mappings.by_dag == {}
+    assert mappings.dag_ids == set()
+
+
+@pytest.mark.parametrize("dag_id", ["", None, 3])
+def test_task_mapping_rejects_bad_dag_id(dag_id: Any) -> None:
+    with pytest.raises(ValueError, match="dag_id must be a non-empty string"):
+        assets_with_task_mappings(dag_id=dag_id, task_mappings={"load": [AssetSpec("a")]})
+
+
+def test_task_mapping_rejects_empty_task_id() -> None:
+    with pytest.raises(ValueError, match="task_id must be a non-empty string"):
+        assets_with_task_mappings(dag_id="etl", task_mappings={"": [AssetSpec("a")]})
+
+
+def test_dag_mapping_rejects_empty_dag_id() -> None:
+    with pytest.raises(ValueError, match="dag_id must be a non-empty string"):
+        assets_with_dag_mappings({"": [AssetSpec("a")]})
+
+
+@pytest.mark.parametrize("bad", ["warehouse", AssetKey("warehouse"), object()], ids=["str", "key", "object"])
+def test_mapping_rejects_non_asset_objects(bad: Any) -> None:
+    with pytest.raises(TypeError, match="pass AssetSpec or AssetsDefinition"):
+        assets_with_task_mappings(dag_id="etl", task_mappings={"load": [bad]})
+    with pytest.raises(TypeError, match="pass AssetSpec or AssetsDefinition"):
+        assets_with_dag_mappings({"etl": [bad]})
+
+
+def test_dag_asset_key_form() -> None:
+    assert dag_asset_key("prod", "etl") == AssetKey(["prod", "dag", "etl"])
+
+
+# --- build_defs_from_airflow_instance ----------------------------------------------------------
+
+
+def build_example_defs() -> Definitions:
+    return build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+        defs=Definitions(
+            assets=[
+                *assets_with_task_mappings(
+                    dag_id="etl", task_mappings={"load": [warehouse_table], "extract": [AssetSpec("raw")]}
+                ),
+                *assets_with_dag_mappings({"reports": [AssetSpec("report")]}),
+            ]
+        ),
+    )
+
+
+def test_built_defs_contain_mapped_assets_and_dag_assets() -> None:
+    defs = build_example_defs()
+    keys = set(defs.resolve_all_asset_keys())
+    assert keys == {
+        AssetKey("warehouse_table"),
+        AssetKey("raw"),
+        AssetKey("report"),
+        AssetKey(["prod", "dag", "etl"]),
+        AssetKey(["prod", "dag", "reports"]),
+    }
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    dag_spec = specs[AssetKey(["prod", "dag", "etl"])]
+    assert "airflow" in dag_spec.kinds
+    assert entries(specs[AssetKey("warehouse_table")].metadata[TASK_MAPPING_METADATA_KEY]) == [
+        {"dag_id": "etl", "task_id": "load"}
+    ]
+
+
+def test_built_defs_have_a_running_sensor_named_after_the_instance() -> None:
+    defs = build_example_defs()
+    sensor_def = defs.resolve_sensor_def("prod__airflow_event_sensor")
+    assert sensor_def.name == "prod__airflow_event_sensor"
+    assert sensor_def.default_status == DefaultSensorStatus.RUNNING
+    assert sensor_def.minimum_interval_seconds == 1
+    assert "kafka://127.0.0.1:1/t" in (sensor_def.description or "")
+
+
+def test_built_defs_validate_loadable() -> None:
+    Definitions.validate_loadable(build_example_defs())
+
+
+def test_built_defs_without_input_defs() -> None:
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source())
+    )
+    assert list(defs.resolve_all_asset_keys()) == []
+    assert defs.resolve_sensor_def("prod__airflow_event_sensor").name == "prod__airflow_event_sensor"
+    Definitions.validate_loadable(defs)
+
+
+def test_built_defs_honour_sensor_options() -> None:
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="staging", event_source=unreachable_source()),
+        defs=Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("a")]})),
+        sensor_minimum_interval_seconds=30,
+        default_sensor_status=DefaultSensorStatus.STOPPED,
+    )
+    sensor_def = defs.resolve_sensor_def("staging__airflow_event_sensor")
+    assert sensor_def.default_status == DefaultSensorStatus.STOPPED
+    assert sensor_def.minimum_interval_seconds == 30
+    assert AssetKey(["staging", "dag", "etl"]) in set(defs.resolve_all_asset_keys())
+
+
+def test_two_instances_merge_into_one_loadable_definitions() -> None:
+    mapped = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("a")]}))
+    prod = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()), defs=mapped
+    )
+    staging = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="staging", event_source=unreachable_source())
+    )
+    merged = Definitions.merge(prod, staging)
+    Definitions.validate_loadable(merged)
+    assert merged.resolve_sensor_def("prod__airflow_event_sensor")
+    assert merged.resolve_sensor_def("staging__airflow_event_sensor")
+
+
+# --- AirflowInstance and KafkaEventSource validation -------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["prod-eu", "prod/eu", "", "prod eu", "prod\n"])
+def test_airflow_instance_rejects_bad_names(name: str) -> None:
+    with pytest.raises(ValueError, match="letters, digits and underscores"):
+        AirflowInstance(name=name, event_source=unreachable_source())
+
+
+def test_airflow_instance_accepts_letters_digits_underscores() -> None:
+    assert AirflowInstance(name="Prod_2", event_source=unreachable_source()).name == "Prod_2"
+
+
+@pytest.mark.parametrize("event_source", ["127.0.0.1:9092", None, object()])
+def test_airflow_instance_rejects_non_event_source(event_source: Any) -> None:
+    with pytest.raises(TypeError, match="event_source must be an EventSource"):
+        AirflowInstance(name="prod", event_source=event_source)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("http://af:8080/", "http://af:8080"), ("http://af:8080//", "http://af:8080"), ("http://af", "http://af")],
+)
+def test_airflow_instance_strips_trailing_slash_of_webserver_url(given: str, expected: str) -> None:
+    assert (
+        AirflowInstance(name="prod", event_source=unreachable_source(), webserver_url=given).webserver_url == expected
+    )
+
+
+def test_airflow_instance_webserver_url_defaults_to_none() -> None:
+    assert AirflowInstance(name="prod", event_source=unreachable_source()).webserver_url is None
+
+
+@pytest.mark.parametrize("servers", ["", "   "])
+def test_kafka_source_rejects_empty_bootstrap_servers(servers: str) -> None:
+    with pytest.raises(ValueError, match="bootstrap_servers is empty"):
+        KafkaEventSource(bootstrap_servers=servers, topic="t")
+
+
+def test_kafka_source_rejects_empty_topic() -> None:
+    with pytest.raises(ValueError, match="topic is empty"):
+        KafkaEventSource(bootstrap_servers="h:9092", topic="")
+
+
+@pytest.mark.parametrize(
+    "limits", [{"max_events_per_tick": 0}, {"max_events_per_tick": -1}, {"max_seconds_per_tick": 0}]
+)
+def test_kafka_source_rejects_non_positive_limits(limits: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        KafkaEventSource(bootstrap_servers="h:9092", topic="t", **limits)
+
+
+def test_kafka_source_splits_servers_and_describes_itself() -> None:
+    source = KafkaEventSource(bootstrap_servers=" a:1 , b:2,", topic="airflow.events")
+    assert source.bootstrap_servers == ["a:1", "b:2"]
+    assert source.describe() == "kafka://a:1,b:2/airflow.events"
