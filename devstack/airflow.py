@@ -192,6 +192,13 @@ class AirflowApi:
             path += f"/{map_index}"
         return list(self._get(f"{path}/tries")["task_instances"])
 
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+        """Set a task instance's state by hand, as a user does in the UI."""
+        response = self._client.patch(
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", json={"new_state": state}
+        )
+        response.raise_for_status()
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 180) -> str:
         """Wait until the run is finished; returns its final state."""
         deadline = time.monotonic() + timeout

@@ -10,14 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from devstack.processes import ManagedProcess, StackError, free_port
 
-__all__ = ["BOOTSTRAP_ENV", "Broker", "create_topic", "start_broker"]
+__all__ = ["BOOTSTRAP_ENV", "Broker", "create_topic", "read_topic", "start_broker"]
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
@@ -185,3 +187,27 @@ def _launch_tansu(binary: str, work_dir: Path) -> Broker:
         proc.stop(TANSU_STOP_TIMEOUT)
         raise
     return Broker(bootstrap, "tansu", lambda: proc.stop(TANSU_STOP_TIMEOUT))
+
+
+def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Any]:
+    """Every record on ``topic`` (assign + seek to the beginning), waiting for at least ``expected``."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
+        consumer.seek_to_beginning()
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+            if len(records) >= expected:
+                # One more short poll, so that unexpected extra records are seen too.
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+                break
+        return records
+    finally:
+        consumer.close()

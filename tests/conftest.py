@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devstack.broker import Broker, create_topic, start_broker
+from devstack.broker import Broker, create_topic, read_topic, start_broker
 
 
 @pytest.fixture(scope="session")
@@ -31,30 +30,6 @@ def topic(broker: Broker) -> str:
     name = f"airstream-test-{uuid.uuid4().hex[:12]}"
     create_topic(broker.bootstrap_servers, name, partitions=3)
     return name
-
-
-def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Any]:
-    """Every record on ``topic`` (assign + seek to the beginning), waiting for at least ``expected``."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
-        consumer.seek_to_beginning()
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
-            if len(records) >= expected:
-                # One more short poll, so that unexpected extra records are seen too.
-                for batch in consumer.poll(timeout_ms=500).values():
-                    records.extend(batch)
-                break
-        return records
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

@@ -9,14 +9,17 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance
 
+from devstack.broker import read_topic
 from devstack.dagster import RecordedAssetEvent, recorded_asset_events
 from devstack.stack import local_stack
+from schemas import EventType, TaskInstanceEvent, parse_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -80,6 +83,19 @@ def test_every_state_airflow_reached_appears_in_dagster_exactly_once(tmp_path: P
         records = _dag_asset_records(instance)
         everything = recorded_asset_events(instance)
 
+        # A user marks the failed task as success by hand: the api-server's hook reports it.
+        api.set_task_state("example_failing", runs["example_failing"], "flaky_call", "success")
+        marked = _wait_for(
+            lambda: [
+                event
+                for event in recorded_asset_events(instance)
+                if event.asset_key == "partner_feed" and event.kind == "materialization"
+            ]
+        )
+        on_topic = [
+            parse_event(record.value) for record in read_topic(stack.broker.bootstrap_servers, topic, expected=1)
+        ]
+
     recorded = Counter(_fact_of(event) for event in records)
     assert recorded == expected, f"missing: {expected - recorded}; extra: {recorded - expected}"
 
@@ -94,3 +110,22 @@ def test_every_state_airflow_reached_appears_in_dagster_exactly_once(tmp_path: P
     assert by_asset[("partner_feed", "observation", "failed")] == 1
     assert by_asset[(f"{INSTANCE}/dag/example_failing", "materialization", "success")] == 0
     assert by_asset[(f"{INSTANCE}/dag/example_etl", "materialization", "success")] == 1
+
+    assert len(marked) == 1, "the hand-set success materializes the task's asset once"
+    by_hand = [
+        event
+        for event in on_topic
+        if isinstance(event, TaskInstanceEvent)
+        and event.task_id == "flaky_call"
+        and event.event_type == EventType.TASK_INSTANCE_SUCCESS
+    ]
+    assert [event.reported_by for event in by_hand] == ["api-server"]
+
+
+def _wait_for(found: Callable[[], list[Any]], timeout: float = 60) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := found():
+            return result
+        time.sleep(1)
+    return []
