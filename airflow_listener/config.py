@@ -67,10 +67,14 @@ class ListenerConfig:
             raise ListenerConfigError(f"[{SECTION}] topic is empty: set the Kafka topic events go to")
         if not self.instance_name.strip():
             raise ListenerConfigError(f"[{SECTION}] instance_name is empty: name this Airflow instance")
-        if not 0 < self.delivery_timeout <= 15:
+        if not 0 < self.delivery_timeout <= 8:
             raise ListenerConfigError(
-                f"[{SECTION}] delivery_timeout={self.delivery_timeout} must be in (0, 15] seconds: "
-                "Airflow kills a task process 20 s after it reports a terminal state"
+                f"[{SECTION}] delivery_timeout={self.delivery_timeout} must be in (0, 8] seconds: connecting and "
+                "sending may each take that long, and Airflow kills a task process 20 s after it finishes"
+            )
+        if self.retry_backoff <= 0:
+            raise ListenerConfigError(
+                f"[{SECTION}] retry_backoff={self.retry_backoff} must be a positive number of seconds"
             )
         if self.security_protocol not in _SECURITY_PROTOCOLS:
             raise ListenerConfigError(

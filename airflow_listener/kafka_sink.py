@@ -37,14 +37,19 @@ class KafkaSink:
         raises :class:`DeliveryError` when none could be and the broker seems unreachable.
         """
         producer = self._get_producer(deadline)
-        futures = [
-            producer.send(
-                self._config.topic,
-                key=message_key(event.instance, event.dag_id),
-                value=serialize_event(event),
-            )
-            for event in events
-        ]
+        try:
+            futures = [
+                producer.send(
+                    self._config.topic,
+                    key=message_key(event.instance, event.dag_id),
+                    value=serialize_event(event),
+                )
+                for event in events
+            ]
+        except Exception as error:  # e.g. no metadata for the topic within max_block_ms
+            raise DeliveryError(
+                f"Kafka at {self._config.bootstrap_servers} did not take the events: {error}"
+            ) from error
         acknowledged = 0
         for future in futures:
             try:
@@ -82,6 +87,8 @@ class KafkaSink:
                 # broken after some broker restarts, which would cost more than it saves.
                 enable_idempotence=False,
                 retries=3,
+                # One request in flight keeps a retried batch from overtaking the next one.
+                max_in_flight_requests_per_connection=1,
                 linger_ms=0,
                 bootstrap_timeout_ms=budget_ms,
                 max_block_ms=timeout_ms,

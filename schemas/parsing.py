@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -11,6 +12,8 @@ from schemas.errors import InvalidEvent, UnsupportedSchemaVersion
 from schemas.events import SCHEMA_VERSION, Event
 
 SUPPORTED_MAJOR = int(SCHEMA_VERSION.split(".")[0])
+
+_VERSION = re.compile(r"[0-9]+\.[0-9]+")
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -29,7 +32,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     """
     document = _as_document(raw)
     version = document.get("schema_version")
-    if not isinstance(version, str) or not version.partition(".")[0].isdigit():
+    if not isinstance(version, str) or not _VERSION.fullmatch(version):
         raise InvalidEvent(f"event has no valid schema_version (got {version!r}); expected e.g. '1.0'")
     major = int(version.partition(".")[0])
     if major != SUPPORTED_MAJOR:

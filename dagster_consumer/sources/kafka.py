@@ -113,7 +113,7 @@ class KafkaEventSource(EventSource):
                     offsets[topic_partition.partition] = record.offset + 1
                     try:
                         events.append(parse_event(record.value))
-                    except InvalidEvent as error:
+                    except (InvalidEvent, ValueError) as error:  # never let one message stall the sensor
                         where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
                         rejected.append(RejectedMessage(where=where, reason=str(error)))
             if not polled and self._caught_up(consumer, assigned):

@@ -1,0 +1,151 @@
+"""ListenerConfig: defaults, conversion of the raw option strings, and clear errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from airflow_listener.config import ListenerConfig, ListenerConfigError
+
+HOME = Path("/opt/airflow-home")
+
+
+def getter(options: dict[str, str]) -> Callable[[str], str | None]:
+    return options.get
+
+
+def build(**options: str) -> ListenerConfig:
+    return ListenerConfig.from_options(getter(options), HOME)
+
+
+def test_defaults() -> None:
+    config = build()
+    assert config.spool_dir == HOME / "airstream-spool"
+    assert config.enabled is True
+    assert config.bootstrap_servers == "localhost:9092"
+    assert config.topic == "airflow.events"
+    assert config.instance_name == "airflow"
+    assert config.delivery_timeout == 5.0
+    assert config.retry_backoff == 30.0
+    assert config.security_protocol == "PLAINTEXT"
+    assert config.sasl_mechanism is None
+
+
+def test_empty_strings_count_as_unset() -> None:
+    assert build(topic="", delivery_timeout="", enabled="") == build()
+
+
+def test_type_conversion() -> None:
+    config = build(
+        enabled="False",
+        delivery_timeout="2.5",
+        retry_backoff=" 10 ",
+        spool_dir="/var/spool/airstream",
+        security_protocol="sasl_ssl",
+        sasl_mechanism="scram-sha-512",
+        sasl_username="svc",
+        sasl_password="s3cret",
+    )
+    assert config.enabled is False
+    assert config.delivery_timeout == 2.5
+    assert config.retry_backoff == 10.0
+    assert config.spool_dir == Path("/var/spool/airstream")
+    assert config.security_protocol == "SASL_SSL"
+    assert config.sasl_mechanism == "SCRAM-SHA-512"
+
+
+@pytest.mark.parametrize("raw,expected", [("1", True), ("yes", True), ("On", True), ("0", False), ("off", False)])
+def test_boolean_spellings(raw: str, expected: bool) -> None:
+    assert build(enabled=raw).enabled is expected
+
+
+def test_spool_dir_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert build(spool_dir="~/spool").spool_dir == tmp_path / "spool"
+
+
+@pytest.mark.parametrize(
+    "options,words",
+    [
+        ({"enabled": "maybe"}, ["enabled", "maybe", "boolean"]),
+        ({"delivery_timeout": "soon"}, ["delivery_timeout", "soon", "number"]),
+        ({"retry_backoff": "1m"}, ["retry_backoff", "1m", "number"]),
+        ({"delivery_timeout": "0"}, ["delivery_timeout", "(0, 8]"]),
+        ({"delivery_timeout": "30"}, ["delivery_timeout", "(0, 8]"]),
+        ({"delivery_timeout": "-1"}, ["delivery_timeout"]),
+        ({"security_protocol": "TLS"}, ["security_protocol", "TLS", "SASL_SSL"]),
+        ({"security_protocol": "SASL_SSL", "sasl_username": "u", "sasl_password": "p"}, ["sasl_mechanism"]),
+        ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "GSSAPI"}, ["sasl_mechanism", "GSSAPI"]),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"}, ["sasl_username", "sasl_password"]),
+        (
+            {"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN", "sasl_username": "u"},
+            ["sasl_username", "sasl_password"],
+        ),
+        ({"bootstrap_servers": "   "}, ["bootstrap_servers", "empty"]),
+        ({"topic": "  "}, ["topic", "empty"]),
+        ({"instance_name": " "}, ["instance_name", "empty"]),
+    ],
+    ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
+)
+def test_bad_options_raise_a_clear_error(options: dict[str, str], words: list[str]) -> None:
+    with pytest.raises(ListenerConfigError) as info:
+        build(**options)
+    message = str(info.value)
+    assert "[airstream]" in message
+    for word in words:
+        assert word in message
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ListenerConfigError, ValueError)
+
+
+def test_delivery_timeout_bounds_are_inclusive_of_8() -> None:
+    assert build(delivery_timeout="8").delivery_timeout == 8.0
+
+
+def test_negative_retry_backoff_is_rejected() -> None:
+    with pytest.raises(ListenerConfigError, match="retry_backoff"):
+        build(retry_backoff="-5")
+
+
+def test_kafka_client_options_plaintext() -> None:
+    options = build(bootstrap_servers=" a:9092, b:9093 ,,c:9094").kafka_client_options()
+    assert options == {"bootstrap_servers": ["a:9092", "b:9093", "c:9094"], "security_protocol": "PLAINTEXT"}
+
+
+def test_kafka_client_options_maps_sasl_and_ssl_names() -> None:
+    config = build(
+        bootstrap_servers="kafka-1:9096,kafka-2:9096",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username="svc-airflow",
+        sasl_password="hunter2-very-secret",
+        ssl_cafile="/etc/ca.pem",
+        ssl_certfile="/etc/client.pem",
+        ssl_keyfile="/etc/client.key",
+    )
+    assert config.kafka_client_options() == {
+        "bootstrap_servers": ["kafka-1:9096", "kafka-2:9096"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "svc-airflow",
+        "sasl_plain_password": "hunter2-very-secret",
+        "ssl_cafile": "/etc/ca.pem",
+        "ssl_certfile": "/etc/client.pem",
+        "ssl_keyfile": "/etc/client.key",
+    }
+
+
+def test_password_is_not_in_repr() -> None:
+    config = build(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="svc-airflow",
+        sasl_password="hunter2-very-secret",
+    )
+    assert "hunter2-very-secret" not in repr(config)
+    assert "hunter2-very-secret" not in str(config)
+    assert "svc-airflow" in repr(config)  # the repr is still useful
