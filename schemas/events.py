@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,9 @@ def message_key(instance: str, dag_id: str) -> bytes:
     return f"{instance}/{dag_id}".encode()
 
 
+_E = TypeVar("_E", bound="_EventBase")
+
+
 class _EventBase(BaseModel):
     # Unknown fields come from a newer minor version: ignore them rather than fail.
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -82,6 +85,17 @@ class _EventBase(BaseModel):
     emitted_at: datetime = Field(description="When the listener built the event (UTC).")
     producer: str = Field(description="The software that wrote the event, e.g. airstream/0.1.0.")
 
+    @classmethod
+    def new(cls: type[_E], **fields: Any) -> _E:
+        """Build the event, deriving its ``event_id`` and stamping ``emitted_at`` if absent."""
+        fields.setdefault("emitted_at", datetime.now(timezone.utc))
+        draft = cls(event_id="", **fields)
+        return draft.model_copy(update={"event_id": derive_event_id(**draft.identity())})
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that make this fact what it is: the input of :func:`derive_event_id`."""
+        raise NotImplementedError
+
 
 class DagRunEvent(_EventBase):
     """A DAG run reached ``running``, ``success`` or ``failed``."""
@@ -91,18 +105,14 @@ class DagRunEvent(_EventBase):
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
 
-    @classmethod
-    def new(cls, **fields: Any) -> DagRunEvent:
-        """Build the event, deriving its ``event_id`` and stamping ``emitted_at`` if absent."""
-        fields.setdefault("emitted_at", datetime.now(timezone.utc))
-        fields["event_id"] = derive_event_id(
-            instance=fields["instance"],
-            event_type=EventType(fields["event_type"]),
-            dag_id=fields["dag_id"],
-            run_id=fields["run_id"],
-            attempt=fields.get("clear_number", 0),
-        )
-        return cls(**fields)
+    def identity(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "event_type": self.event_type,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "attempt": self.clear_number,
+        }
 
 
 class TaskInstanceEvent(_EventBase):
@@ -124,20 +134,16 @@ class TaskInstanceEvent(_EventBase):
         default=None, description="Which Airflow process saw the change: task, scheduler or api-server."
     )
 
-    @classmethod
-    def new(cls, **fields: Any) -> TaskInstanceEvent:
-        """Build the event, deriving its ``event_id`` and stamping ``emitted_at`` if absent."""
-        fields.setdefault("emitted_at", datetime.now(timezone.utc))
-        fields["event_id"] = derive_event_id(
-            instance=fields["instance"],
-            event_type=EventType(fields["event_type"]),
-            dag_id=fields["dag_id"],
-            run_id=fields["run_id"],
-            task_id=fields["task_id"],
-            map_index=fields.get("map_index", -1),
-            attempt=fields["try_number"],
-        )
-        return cls(**fields)
+    def identity(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "event_type": self.event_type,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "attempt": self.try_number,
+        }
 
 
 Event = Annotated[DagRunEvent | TaskInstanceEvent, Field(discriminator="event_type")]
