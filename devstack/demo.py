@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-after", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
 
     print("airstream demo: starting the broker, Airflow and Dagster (about 30 s)…", flush=True)
     try:
