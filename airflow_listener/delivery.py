@@ -83,6 +83,10 @@ class Publisher:
             self.spool.mark_broker_available()
         return delivered
 
+    def close(self) -> None:
+        """Close this process's Kafka producer (a later publish opens a new one)."""
+        self._sink.close()
+
     def _background(self) -> _BackgroundDrainer:
         if self._worker is None or not self._worker.belongs_to_this_process():
             self._worker = _BackgroundDrainer(self)
