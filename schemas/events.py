@@ -94,7 +94,7 @@ class _EventBase(BaseModel):
 
     def identity(self) -> dict[str, Any]:
         """The fields that make this fact what it is: the input of :func:`derive_event_id`."""
-        raise NotImplementedError
+        return {"instance": self.instance, "event_type": self.event_type, "dag_id": self.dag_id, "run_id": self.run_id}
 
 
 class DagRunEvent(_EventBase):
@@ -106,13 +106,7 @@ class DagRunEvent(_EventBase):
     data_interval_end: datetime | None = None
 
     def identity(self) -> dict[str, Any]:
-        return {
-            "instance": self.instance,
-            "event_type": self.event_type,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "attempt": self.clear_number,
-        }
+        return {**super().identity(), "attempt": self.clear_number}
 
 
 class TaskInstanceEvent(_EventBase):
@@ -135,15 +129,7 @@ class TaskInstanceEvent(_EventBase):
     )
 
     def identity(self) -> dict[str, Any]:
-        return {
-            "instance": self.instance,
-            "event_type": self.event_type,
-            "dag_id": self.dag_id,
-            "run_id": self.run_id,
-            "task_id": self.task_id,
-            "map_index": self.map_index,
-            "attempt": self.try_number,
-        }
+        return {**super().identity(), "task_id": self.task_id, "map_index": self.map_index, "attempt": self.try_number}
 
 
 Event = Annotated[DagRunEvent | TaskInstanceEvent, Field(discriminator="event_type")]
