@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,6 +84,9 @@ class _EventBase(BaseModel):
     end_date: datetime | None = None
     emitted_at: datetime = Field(description="When the listener built the event (UTC).")
     producer: str = Field(description="The software that wrote the event, e.g. airstream/0.1.0.")
+
+    if TYPE_CHECKING:  # each model declares its own Literal of event types
+        event_type: EventType
 
     @classmethod
     def new(cls: type[_E], **fields: Any) -> _E:
