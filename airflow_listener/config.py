@@ -104,16 +104,25 @@ class ListenerConfig:
         return cls(**values)
 
     @classmethod
+    def fallback_options(cls, get: Callable[[str], str | None], airflow_home: Path) -> ListenerConfig:
+        """A configuration that is always valid, for spooling while the real one is not: the
+        configured spool directory and instance name where those are usable, defaults elsewhere."""
+        spool_dir = (get("spool_dir") or "").strip()
+        instance_name = (get("instance_name") or "").strip()
+        return cls(
+            spool_dir=Path(spool_dir).expanduser() if spool_dir else airflow_home / "airstream-spool",
+            instance_name=instance_name or "airflow",
+        )
+
+    @classmethod
     def from_airflow(cls) -> ListenerConfig:
         """Read the ``[airstream]`` section (and ``AIRFLOW__AIRSTREAM__*``) of the running Airflow."""
-        from airflow.configuration import conf
+        return cls.from_options(*_airflow_options())
 
-        def get(name: str) -> str | None:
-            value = conf.get(SECTION, name, fallback=None)
-            return None if value is None else str(value)
-
-        home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback="~/airflow")
-        return cls.from_options(get, Path(str(home)).expanduser())
+    @classmethod
+    def fallback_from_airflow(cls) -> ListenerConfig:
+        """:meth:`fallback_options` from the running Airflow's configuration."""
+        return cls.fallback_options(*_airflow_options())
 
     def kafka_client_options(self) -> dict[str, Any]:
         """The security and connection options in kafka-python's names."""
@@ -131,6 +140,17 @@ class ListenerConfig:
         }
         options.update({key: value for key, value in optional.items() if value is not None})
         return options
+
+
+def _airflow_options() -> tuple[Callable[[str], str | None], Path]:
+    from airflow.configuration import conf
+
+    def get(name: str) -> str | None:
+        value = conf.get(SECTION, name, fallback=None)
+        return None if value is None else str(value)
+
+    home = os.environ.get("AIRFLOW_HOME") or conf.get("core", "airflow_home", fallback="~/airflow")
+    return get, Path(str(home)).expanduser()
 
 
 _OPTION_TYPES: dict[str, type] = {

@@ -33,8 +33,9 @@ _BATCH = 500
 class Publisher:
     """Spools each event, then delivers the spool inline or in the background."""
 
-    def __init__(self, config: ListenerConfig, sink: KafkaSink | None = None) -> None:
+    def __init__(self, config: ListenerConfig, sink: KafkaSink | None = None, *, spool_only: bool = False) -> None:
         self.config = config
+        self.spool_only = spool_only
         self.spool = Spool(config.spool_dir)
         self._sink = sink or KafkaSink(config)
         self._worker: _BackgroundDrainer | None = None
@@ -42,6 +43,8 @@ class Publisher:
     def publish(self, event: DagRunEvent | TaskInstanceEvent, *, inline: bool) -> None:
         """Record ``event``; deliver now (``inline``) or hand delivery to the background thread."""
         self.spool.put(event)
+        if self.spool_only:
+            return
         if inline:
             self.drain(timeout=self.config.delivery_timeout)
         else:

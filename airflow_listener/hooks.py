@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from airflow_listener.config import ListenerConfig
+from airflow_listener.config import ListenerConfig, ListenerConfigError
 from airflow_listener.delivery import Publisher
 from airflow_listener.event_builder import dag_run_event, runs_in_long_lived_process, task_instance_event
 
@@ -32,10 +32,25 @@ F = TypeVar("F", bound=Callable[..., None])
 
 
 def get_publisher() -> Publisher | None:
-    """The process's publisher, built on first use from ``[airstream]``; None when disabled."""
+    """The process's publisher, built on first use from ``[airstream]``; None when disabled.
+
+    With an invalid configuration the publisher only spools: events wait on local disk and go
+    out once a process with a valid configuration drains the spool (or ``airstream-spool flush``).
+    """
     global _publisher, _disabled
     if _publisher is None and not _disabled:
-        config = ListenerConfig.from_airflow()
+        try:
+            config = ListenerConfig.from_airflow()
+        except ListenerConfigError as error:
+            config = ListenerConfig.fallback_from_airflow()
+            log.error(
+                "airstream: %s. Events are kept in %s until the configuration is fixed; they are sent "
+                "automatically after that, or by `airstream-spool flush`.",
+                error,
+                config.spool_dir,
+            )
+            _publisher = Publisher(config, spool_only=True)
+            return _publisher
         if not config.enabled:
             _disabled = True
             return None

@@ -19,7 +19,7 @@ from airflow_listener.config import ListenerConfig
 from airflow_listener.delivery import Publisher
 from airflow_listener.kafka_sink import KafkaSink
 from airflow_listener.spool import Spool
-from devstack.broker import Broker
+from devstack.broker import Broker, read_topic
 from devstack.processes import free_port
 from schemas import EventType, TaskInstanceEvent, message_key, parse_event, serialize_event
 from schemas.events import DagRunEvent
@@ -366,10 +366,28 @@ def test_hooks_never_raise(fresh_hooks: Path, caplog: pytest.LogCaptureFixture) 
     assert Spool(fresh_hooks).count() == 0
 
 
-def test_hooks_never_raise_on_a_bad_configuration(fresh_hooks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bad_configuration_keeps_events_in_the_spool_until_it_is_fixed(
+    fresh_hooks: Path, monkeypatch: pytest.MonkeyPatch, broker: Broker, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
     monkeypatch.setenv("AIRFLOW__AIRSTREAM__SECURITY_PROTOCOL", "bogus")
     ti = SimpleNamespace(dag_id="etl", task_id="t", run_id="r", try_number=1, state="success")
-    assert hooks.on_task_instance_success(None, ti) is None
+    with caplog.at_level("ERROR", logger="airflow_listener.hooks"):
+        assert hooks.on_task_instance_success(None, ti) is None
+    assert "security_protocol='BOGUS'" in caplog.text and str(fresh_hooks) in caplog.text
+    (kept,) = Spool(fresh_hooks).pending()
+    assert kept.event.instance == INSTANCE
+
+    # Fixed: the next process's first event takes the kept one along.
+    monkeypatch.delenv("AIRFLOW__AIRSTREAM__SECURITY_PROTOCOL")
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__TOPIC", topic)
+    monkeypatch.setattr(hooks, "_publisher", None)
+    assert hooks.on_task_instance_running(None, ti) is None
+    assert Spool(fresh_hooks).count() == 0
+    delivered = [
+        parse_event(record.value).event_id for record in read_topic(broker.bootstrap_servers, topic, expected=2)
+    ]
+    assert kept.event.event_id in delivered and len(delivered) == 2
 
 
 def test_hook_spools_when_the_broker_is_down(fresh_hooks: Path) -> None:
