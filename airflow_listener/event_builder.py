@@ -31,16 +31,12 @@ def is_runtime_task_instance(task_instance: Any) -> bool:
     return type(task_instance).__module__.startswith("airflow.sdk")
 
 
-def task_instance_event(
-    instance: str, hook_state: str, task_instance: Any, previous_state: Any = None
-) -> TaskInstanceEvent:
+def task_instance_event(instance: str, hook_state: str, task_instance: Any) -> TaskInstanceEvent:
     """The event for a task-instance hook. ``hook_state`` names the hook (``failed`` also covers
     ``up_for_retry``, told apart by the task instance's own state)."""
-    state = _state(getattr(task_instance, "state", None)) or hook_state
-    if hook_state == "failed" and state != "up_for_retry":
-        state = "failed"
-    elif hook_state != "failed":
-        state = hook_state
+    state = hook_state
+    if hook_state == "failed" and _state(getattr(task_instance, "state", None)) == "up_for_retry":
+        state = "up_for_retry"
     dag_run = _dag_run_of(task_instance)
     return TaskInstanceEvent.new(
         instance=instance,

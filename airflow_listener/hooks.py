@@ -69,11 +69,11 @@ def _never_raise(hook: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
-def _publish_task_event(hook_state: str, task_instance: Any, previous_state: Any) -> None:
+def _publish_task_event(hook_state: str, task_instance: Any) -> None:
     publisher = get_publisher()
     if publisher is None:
         return
-    event = task_instance_event(publisher.config.instance_name, hook_state, task_instance, previous_state)
+    event = task_instance_event(publisher.config.instance_name, hook_state, task_instance)
     publisher.publish(event, inline=not runs_in_long_lived_process(task_instance))
 
 
@@ -88,25 +88,25 @@ def _publish_dag_run_event(hook_state: str, dag_run: Any) -> None:
 @hookimpl
 @_never_raise
 def on_task_instance_running(previous_state: Any, task_instance: Any) -> None:
-    _publish_task_event("running", task_instance, previous_state)
+    _publish_task_event("running", task_instance)
 
 
 @hookimpl
 @_never_raise
 def on_task_instance_success(previous_state: Any, task_instance: Any) -> None:
-    _publish_task_event("success", task_instance, previous_state)
+    _publish_task_event("success", task_instance)
 
 
 @hookimpl
 @_never_raise
 def on_task_instance_failed(previous_state: Any, task_instance: Any, error: Any) -> None:
-    _publish_task_event("failed", task_instance, previous_state)
+    _publish_task_event("failed", task_instance)
 
 
 @hookimpl
 @_never_raise
 def on_task_instance_skipped(previous_state: Any, task_instance: Any) -> None:
-    _publish_task_event("skipped", task_instance, previous_state)
+    _publish_task_event("skipped", task_instance)
 
 
 @hookimpl
