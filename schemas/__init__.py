@@ -1,7 +1,8 @@
 """The event contract between the Airflow listener and the Dagster consumer.
 
-Every message on the airstream topic is one JSON document: a :class:`DagRunEvent` or a
-:class:`TaskInstanceEvent`. Both sides import these models and nothing else from each other.
+Every message on the airstream topic is one JSON document: a :class:`DagRunEvent`, a
+:class:`TaskInstanceEvent` or an :class:`AssetUpdatedEvent`. Both sides import these models and
+nothing else from each other.
 
 Example::
 
@@ -15,6 +16,7 @@ Example::
 from schemas.errors import InvalidEvent, UnsupportedSchemaVersion
 from schemas.events import (
     SCHEMA_VERSION,
+    AssetUpdatedEvent,
     DagRunEvent,
     Event,
     EventType,
@@ -22,18 +24,23 @@ from schemas.events import (
     derive_event_id,
     message_key,
 )
+from schemas.naming import INSTANCE_NAME_PATTERN, InvalidInstanceName, validate_instance_name
 from schemas.parsing import parse_event, serialize_event
 
 __all__ = [
+    "INSTANCE_NAME_PATTERN",
     "SCHEMA_VERSION",
+    "AssetUpdatedEvent",
     "DagRunEvent",
     "Event",
     "EventType",
     "InvalidEvent",
+    "InvalidInstanceName",
     "TaskInstanceEvent",
     "UnsupportedSchemaVersion",
     "derive_event_id",
     "message_key",
     "parse_event",
     "serialize_event",
+    "validate_instance_name",
 ]

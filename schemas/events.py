@@ -1,8 +1,11 @@
 """Pydantic models of the events on the topic, and how their identity is derived.
 
 Version policy: ``schema_version`` is ``MAJOR.MINOR``. A minor version only adds optional
-fields, which older consumers ignore; a new major version may change meaning, and consumers
-refuse majors they do not know (see :func:`schemas.parse_event`).
+fields and event types; a new major version may change meaning, and consumers refuse majors
+they do not know (see :func:`schemas.parse_event`).
+
+History: 1.0 DAG-run and task-instance events; 1.1 adds the task states ``upstream_failed`` and
+``removed``, asset events (``asset.updated``) and the ``airflow_version`` field.
 
 Nothing secret is carried: no DAG-run ``conf``, no XCom values, no connection data.
 """
@@ -16,7 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+from schemas.naming import INSTANCE_NAME_PATTERN
+
+SCHEMA_VERSION = "1.1"
 
 # A fixed namespace so the same fact always gets the same id, on any machine, in any release.
 _EVENT_ID_NAMESPACE = uuid.UUID("5d0c3a38-7c55-4d0e-9a51-2f5e0d6f7a11")
@@ -33,6 +38,9 @@ class EventType(str, Enum):
     TASK_INSTANCE_FAILED = "task_instance.failed"
     TASK_INSTANCE_UP_FOR_RETRY = "task_instance.up_for_retry"
     TASK_INSTANCE_SKIPPED = "task_instance.skipped"
+    TASK_INSTANCE_UPSTREAM_FAILED = "task_instance.upstream_failed"
+    TASK_INSTANCE_REMOVED = "task_instance.removed"
+    ASSET_UPDATED = "asset.updated"
 
     @property
     def state(self) -> str:
@@ -49,13 +57,18 @@ def derive_event_id(
     task_id: str | None = None,
     map_index: int | None = None,
     attempt: int | None = None,
+    subject: str | None = None,
 ) -> str:
     """The deterministic id of one fact: the same fact always yields the same id.
 
     ``attempt`` is the task's ``try_number`` for task-instance events and the DAG run's
     ``clear_number`` for DAG-run events, so a cleared and re-run DAG run is a new fact.
+    ``subject`` names what else the fact is about (an asset event's URI); leaving it out keeps
+    the ids of the 1.0 event types unchanged.
     """
-    parts = [instance, event_type.value, dag_id, run_id, task_id, map_index, attempt]
+    parts: list[object] = [instance, event_type.value, dag_id, run_id, task_id, map_index, attempt]
+    if subject is not None:
+        parts.append(subject)
     key = "\x1f".join("" if part is None else str(part) for part in parts)
     return str(uuid.uuid5(_EVENT_ID_NAMESPACE, key))
 
@@ -74,7 +87,9 @@ class _EventBase(BaseModel):
 
     schema_version: str = Field(default=SCHEMA_VERSION, pattern=r"^\d+\.\d+$")
     event_id: str = Field(description="Deterministic id of this fact; consumers deduplicate on it.")
-    instance: str = Field(description="Name of the Airflow instance that emitted the event.")
+    instance: str = Field(
+        description="Name of the Airflow instance that emitted the event.", pattern=INSTANCE_NAME_PATTERN
+    )
     dag_id: str
     run_id: str
     state: str = Field(description="The Airflow state reached, as Airflow names it.")
@@ -84,6 +99,7 @@ class _EventBase(BaseModel):
     end_date: datetime | None = None
     emitted_at: datetime = Field(description="When the listener built the event (UTC).")
     producer: str = Field(description="The software that wrote the event, e.g. airstream/0.1.0.")
+    airflow_version: str | None = Field(default=None, description="The emitting Airflow's version, e.g. 2.11.2.")
 
     if TYPE_CHECKING:  # each model declares its own Literal of event types
         event_type: EventType
@@ -113,7 +129,8 @@ class DagRunEvent(_EventBase):
 
 
 class TaskInstanceEvent(_EventBase):
-    """A task instance reached ``running``, ``success``, ``failed``, ``up_for_retry`` or ``skipped``."""
+    """A task instance reached ``running``, ``success``, ``failed``, ``up_for_retry``, ``skipped``,
+    ``upstream_failed`` or ``removed``."""
 
     event_type: Literal[
         EventType.TASK_INSTANCE_RUNNING,
@@ -121,6 +138,8 @@ class TaskInstanceEvent(_EventBase):
         EventType.TASK_INSTANCE_FAILED,
         EventType.TASK_INSTANCE_UP_FOR_RETRY,
         EventType.TASK_INSTANCE_SKIPPED,
+        EventType.TASK_INSTANCE_UPSTREAM_FAILED,
+        EventType.TASK_INSTANCE_REMOVED,
     ]
     task_id: str
     map_index: int = Field(default=-1, description="-1 for a task that is not dynamically mapped.")
@@ -135,4 +154,25 @@ class TaskInstanceEvent(_EventBase):
         return {**super().identity(), "task_id": self.task_id, "map_index": self.map_index, "attempt": self.try_number}
 
 
-Event = Annotated[DagRunEvent | TaskInstanceEvent, Field(discriminator="event_type")]
+class AssetUpdatedEvent(_EventBase):
+    """A task's run updated an Airflow asset (a dataset on Airflow 2): one event per asset the
+    task declares as an outlet, when the task succeeds. ``state`` is ``updated``."""
+
+    event_type: Literal[EventType.ASSET_UPDATED]
+    uri: str = Field(description="The asset's URI, as the DAG declares it.")
+    name: str | None = Field(default=None, description="The asset's name (Airflow 3), if it has one.")
+    task_id: str = Field(description="The task that produced the update.")
+    map_index: int = -1
+    try_number: int
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            **super().identity(),
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "attempt": self.try_number,
+            "subject": self.uri,
+        }
+
+
+Event = Annotated[DagRunEvent | TaskInstanceEvent | AssetUpdatedEvent, Field(discriminator="event_type")]

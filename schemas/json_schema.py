@@ -12,11 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.events import DagRunEvent, TaskInstanceEvent
+from schemas.events import AssetUpdatedEvent, DagRunEvent, TaskInstanceEvent
 
 JSON_SCHEMA_DIR = Path(__file__).parent / "json"
 
-MODELS: dict[str, type[BaseModel]] = {"dag_run_event": DagRunEvent, "task_instance_event": TaskInstanceEvent}
+MODELS: dict[str, type[BaseModel]] = {
+    "dag_run_event": DagRunEvent,
+    "task_instance_event": TaskInstanceEvent,
+    "asset_updated_event": AssetUpdatedEvent,
+}
 
 
 def schema_documents() -> dict[str, dict[str, Any]]:

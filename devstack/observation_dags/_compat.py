@@ -17,5 +17,16 @@ except ImportError:  # Airflow 2.10+
 
 # Asset-scheduled DAGs need a start date on Airflow 2; a fixed one keeps runs reproducible.
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+TAGS = ["airstream-observation"]
 
-__all__ = ["DAG", "START", "Asset", "BranchPythonOperator", "EmptyOperator", "ShortCircuitOperator", "task", "task_group"]
+__all__ = [
+    "DAG",
+    "START",
+    "TAGS",
+    "Asset",
+    "BranchPythonOperator",
+    "EmptyOperator",
+    "ShortCircuitOperator",
+    "task",
+    "task_group",
+]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from _compat import START, DAG, Asset, task
+from _compat import DAG, START, TAGS, Asset, task
 
 ORDERS = Asset("s3://warehouse/orders.parquet")
 
-with DAG(dag_id="observe_asset_producer", schedule=None, catchup=False, start_date=START, tags=["airstream-observation"]):
+with DAG(dag_id="observe_asset_producer", schedule=None, catchup=False, start_date=START, tags=TAGS):
 
     @task(outlets=[ORDERS])
     def write_orders() -> None:
@@ -14,7 +14,7 @@ with DAG(dag_id="observe_asset_producer", schedule=None, catchup=False, start_da
 
     write_orders()
 
-with DAG(dag_id="observe_asset_consumer", schedule=[ORDERS], catchup=False, start_date=START, tags=["airstream-observation"]):
+with DAG(dag_id="observe_asset_consumer", schedule=[ORDERS], catchup=False, start_date=START, tags=TAGS):
 
     @task
     def read_orders() -> None:

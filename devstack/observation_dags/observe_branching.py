@@ -3,9 +3,9 @@ not taken, a short-circuit skip, and a task group with a dynamically mapped task
 
 from __future__ import annotations
 
-from _compat import START, DAG, BranchPythonOperator, EmptyOperator, ShortCircuitOperator, task, task_group
+from _compat import DAG, START, TAGS, BranchPythonOperator, EmptyOperator, ShortCircuitOperator, task, task_group
 
-with DAG(dag_id="observe_branching", schedule=None, catchup=False, start_date=START, tags=["airstream-observation"]):
+with DAG(dag_id="observe_branching", schedule=None, catchup=False, start_date=START, tags=TAGS):
     start = EmptyOperator(task_id="start")
     branch = BranchPythonOperator(task_id="branch", python_callable=lambda: "left")
 

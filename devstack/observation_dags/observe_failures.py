@@ -3,9 +3,9 @@ because of their trigger rules (all_done, one_failed), around setup and teardown
 
 from __future__ import annotations
 
-from _compat import START, DAG, EmptyOperator, task
+from _compat import DAG, START, TAGS, EmptyOperator, task
 
-with DAG(dag_id="observe_failures", schedule=None, catchup=False, start_date=START, tags=["airstream-observation"]):
+with DAG(dag_id="observe_failures", schedule=None, catchup=False, start_date=START, tags=TAGS):
 
     @task
     def create_cluster() -> str:

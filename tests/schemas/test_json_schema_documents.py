@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from schemas import DagRunEvent, EventType, TaskInstanceEvent, serialize_event
+from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent, serialize_event
 from schemas.json_schema import JSON_SCHEMA_DIR, render, schema_documents
 
 REGENERATE = "run `python -m schemas.json_schema` and commit schemas/json/"
@@ -40,6 +40,18 @@ SAMPLES = {
         start_date=T0,
         operator="PythonOperator",
         producer="airstream/test",
+    ),
+    "asset_updated_event.v1.json": AssetUpdatedEvent.new(
+        instance="prod",
+        event_type=EventType.ASSET_UPDATED,
+        state="updated",
+        dag_id="etl",
+        run_id="manual__1",
+        task_id="load",
+        try_number=1,
+        uri="s3://warehouse/orders.parquet",
+        producer="airstream/test",
+        airflow_version="2.11.2",
     ),
 }
 

@@ -10,14 +10,18 @@ import pytest
 
 from schemas import (
     SCHEMA_VERSION,
+    AssetUpdatedEvent,
     DagRunEvent,
     EventType,
     InvalidEvent,
+    InvalidInstanceName,
     TaskInstanceEvent,
     UnsupportedSchemaVersion,
+    derive_event_id,
     message_key,
     parse_event,
     serialize_event,
+    validate_instance_name,
 )
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -239,3 +243,48 @@ def test_message_key_is_the_same_for_every_event_of_one_dag() -> None:
     assert isinstance(next(iter(keys)), bytes)
     assert message_key("prod", "etl") != message_key("prod", "other_dag")
     assert message_key("prod", "etl") != message_key("staging", "etl")
+
+
+def test_ids_of_the_first_event_types_do_not_change_with_the_subject_argument() -> None:
+    # Events written by 1.0 listeners must keep deduplicating against 1.1 ones: ids computed by 1.0.
+    run = derive_event_id(instance="p", event_type=EventType.DAG_RUN_SUCCESS, dag_id="d", run_id="r", attempt=0)
+    assert run == "5c900bc7-f66a-56f5-9f55-3e02da4273c8"
+    task = derive_event_id(
+        instance="p",
+        event_type=EventType.TASK_INSTANCE_SUCCESS,
+        dag_id="d",
+        run_id="r",
+        task_id="t",
+        map_index=-1,
+        attempt=1,
+    )
+    assert task == "78c824a3-ab7d-57e0-bb2e-22c225699315"
+
+
+def test_asset_events_of_different_assets_have_different_ids() -> None:
+    common = {
+        "instance": "prod",
+        "event_type": EventType.ASSET_UPDATED,
+        "state": "updated",
+        "dag_id": "etl",
+        "run_id": "r1",
+        "task_id": "load",
+        "try_number": 1,
+        "producer": "airstream/test",
+    }
+    first = AssetUpdatedEvent.new(uri="s3://a", **common)
+    second = AssetUpdatedEvent.new(uri="s3://b", **common)
+    assert first.event_id != second.event_id
+    assert AssetUpdatedEvent.new(uri="s3://a", **common).event_id == first.event_id
+    assert parse_event(serialize_event(first)) == first
+
+
+@pytest.mark.parametrize("name", ["prod", "prod_eu_1", "A" * 64])
+def test_valid_instance_names(name: str) -> None:
+    assert validate_instance_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "prod-eu", "prod eu", "prod\n", "é", "A" * 65, None, 3])
+def test_invalid_instance_names_are_refused_with_the_rule(name: object) -> None:
+    with pytest.raises(InvalidInstanceName, match="letters, digits and underscores"):
+        validate_instance_name(name)
