@@ -5,7 +5,8 @@ fields and event types; a new major version may change meaning, and consumers re
 they do not know (see :func:`schemas.parse_event`).
 
 History: 1.0 DAG-run and task-instance events; 1.1 adds the task states ``upstream_failed`` and
-``removed``, asset events (``asset.updated``) and the ``airflow_version`` field.
+``removed``, asset events (``asset.updated``), the ``airflow_version`` field and the task ids
+of a finished DAG run.
 
 Nothing secret is carried: no DAG-run ``conf``, no XCom values, no connection data.
 """
@@ -123,6 +124,9 @@ class DagRunEvent(_EventBase):
     clear_number: int = Field(default=0, description="How many times the run was cleared and re-run.")
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    task_ids: list[str] | None = Field(
+        default=None, description="The run's task ids, on success and failed events: what the DAG held."
+    )
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "attempt": self.clear_number}
