@@ -9,7 +9,8 @@ option                 default                     meaning
 enabled                True                        publish events at all
 bootstrap_servers      localhost:9092              Kafka bootstrap servers, comma separated
 topic                  airflow.events              topic the events go to
-instance_name          airflow                     names this Airflow in every event
+instance_name          airflow                     names this Airflow in every event (letters,
+                                                   digits, underscores; at most 64)
 delivery_timeout       5.0                         seconds a task process waits for the broker
 retry_backoff          30.0                        seconds to skip the broker after it failed
 spool_dir              $AIRFLOW_HOME/airstream-spool  where undelivered events wait, durably
@@ -30,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from schemas import InvalidInstanceName, validate_instance_name
 
 SECTION = "airstream"
 
@@ -65,8 +68,10 @@ class ListenerConfig:
             raise ListenerConfigError(f"[{SECTION}] bootstrap_servers is empty: set it to host:port[,host:port]")
         if not self.topic.strip():
             raise ListenerConfigError(f"[{SECTION}] topic is empty: set the Kafka topic events go to")
-        if not self.instance_name.strip():
-            raise ListenerConfigError(f"[{SECTION}] instance_name is empty: name this Airflow instance")
+        try:
+            validate_instance_name(self.instance_name)
+        except InvalidInstanceName as error:
+            raise ListenerConfigError(f"[{SECTION}] instance_name: {error}") from None
         if not 0 < self.delivery_timeout <= 8:
             raise ListenerConfigError(
                 f"[{SECTION}] delivery_timeout={self.delivery_timeout} must be in (0, 8] seconds: connecting and "
@@ -109,9 +114,13 @@ class ListenerConfig:
         configured spool directory and instance name where those are usable, defaults elsewhere."""
         spool_dir = (get("spool_dir") or "").strip()
         instance_name = (get("instance_name") or "").strip()
+        try:
+            validate_instance_name(instance_name)
+        except InvalidInstanceName:
+            instance_name = "airflow"
         return cls(
             spool_dir=Path(spool_dir).expanduser() if spool_dir else airflow_home / "airstream-spool",
-            instance_name=instance_name or "airflow",
+            instance_name=instance_name,
         )
 
     @classmethod

@@ -17,13 +17,15 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import queue
 import threading
 import time
+from collections.abc import Sequence
 
 from airflow_listener.config import ListenerConfig
 from airflow_listener.kafka_sink import DeliveryError, KafkaSink
 from airflow_listener.spool import Spool
-from schemas.events import DagRunEvent, TaskInstanceEvent
+from schemas import Event
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class Publisher:
         self._sink = sink or KafkaSink(config)
         self._worker: _BackgroundDrainer | None = None
 
-    def publish(self, event: DagRunEvent | TaskInstanceEvent, *, inline: bool) -> None:
+    def publish(self, event: Event, *, inline: bool) -> None:
         """Record ``event``; deliver now (``inline``) or hand delivery to the background thread."""
         self.spool.put(event)
         if self.spool_only:
@@ -49,6 +51,20 @@ class Publisher:
             self.drain(timeout=self.config.delivery_timeout)
         else:
             self._background().wake()
+
+    def publish_many(self, events: Sequence[Event], *, inline: bool) -> None:
+        """Record several events, in order. Outside ``inline`` use (the scheduler, the api-server)
+        the background thread writes them to the spool too, so a DAG of a thousand tasks never
+        holds the scheduling loop for a thousand fsyncs."""
+        if not events:
+            return
+        if inline or self.spool_only:
+            for event in events:
+                self.spool.put(event)
+            if not self.spool_only:
+                self.drain(timeout=self.config.delivery_timeout)
+        else:
+            self._background().submit(events)
 
     def drain(self, timeout: float, *, ignore_backoff: bool = False) -> int:
         """Send spooled events until the spool is empty or ``timeout`` seconds pass.
@@ -102,6 +118,7 @@ class _BackgroundDrainer:
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
         self._pid = os.getpid()
+        self._submitted: queue.SimpleQueue[Sequence[Event]] = queue.SimpleQueue()
         self._wakeup = threading.Event()
         self._thread = threading.Thread(target=self._run, name="airstream-delivery", daemon=True)
         self._thread.start()
@@ -114,12 +131,27 @@ class _BackgroundDrainer:
     def wake(self) -> None:
         self._wakeup.set()
 
+    def submit(self, events: Sequence[Event]) -> None:
+        """Spool ``events`` on this thread, then deliver them."""
+        self._submitted.put(events)
+        self._wakeup.set()
+
+    def _spool_submitted(self) -> None:
+        while True:
+            try:
+                events = self._submitted.get_nowait()
+            except queue.Empty:
+                return
+            for event in events:
+                self._publisher.spool.put(event)
+
     def _run(self) -> None:
         config = self._publisher.config
         while True:
             self._wakeup.wait(timeout=config.retry_backoff)
             self._wakeup.clear()
             try:
+                self._spool_submitted()
                 if self._publisher.spool.count():
                     self._publisher.drain(timeout=config.delivery_timeout)
             except Exception:
@@ -129,6 +161,7 @@ class _BackgroundDrainer:
         if os.getpid() != self._pid:
             return
         try:
+            self._spool_submitted()
             self._publisher.drain(timeout=self._publisher.config.delivery_timeout)
         except Exception:
             log.exception("airstream: delivery at exit failed; events stay spooled")

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_listener import __version__
-from schemas import DagRunEvent, EventType, TaskInstanceEvent
+from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
 
 PRODUCER = f"airstream/{__version__}"
 
@@ -23,7 +23,18 @@ _TASK_EVENT_TYPES = {
     "failed": EventType.TASK_INSTANCE_FAILED,
     "up_for_retry": EventType.TASK_INSTANCE_UP_FOR_RETRY,
     "skipped": EventType.TASK_INSTANCE_SKIPPED,
+    "upstream_failed": EventType.TASK_INSTANCE_UPSTREAM_FAILED,
+    "removed": EventType.TASK_INSTANCE_REMOVED,
 }
+
+
+def airflow_version() -> str | None:
+    """The running Airflow's version, e.g. ``3.3.2`` (``None`` outside Airflow)."""
+    try:
+        from airflow import __version__ as version
+    except ImportError:
+        return None
+    return str(version)
 
 
 def is_runtime_task_instance(task_instance: Any) -> bool:
@@ -31,13 +42,14 @@ def is_runtime_task_instance(task_instance: Any) -> bool:
     return type(task_instance).__module__.startswith("airflow.sdk")
 
 
-def task_instance_event(instance: str, hook_state: str, task_instance: Any) -> TaskInstanceEvent:
+def task_instance_event(instance: str, hook_state: str, task_instance: Any, dag_run: Any = None) -> TaskInstanceEvent:
     """The event for a task-instance hook. ``hook_state`` names the hook (``failed`` also covers
-    ``up_for_retry``, told apart by the task instance's own state)."""
+    ``up_for_retry``, told apart by the task instance's own state) or, for a finished run's
+    task instances, the state itself. ``dag_run`` saves looking the run up when it is known."""
     state = hook_state
-    if hook_state == "failed" and _state(getattr(task_instance, "state", None)) == "up_for_retry":
+    if hook_state == "failed" and state_name(getattr(task_instance, "state", None)) == "up_for_retry":
         state = "up_for_retry"
-    dag_run = _dag_run_of(task_instance)
+    dag_run = dag_run if dag_run is not None else _dag_run_of(task_instance)
     return TaskInstanceEvent.new(
         instance=instance,
         event_type=_TASK_EVENT_TYPES[state],
@@ -50,16 +62,57 @@ def task_instance_event(instance: str, hook_state: str, task_instance: Any) -> T
         start_date=_datetime(getattr(task_instance, "start_date", None)),
         end_date=_datetime(getattr(task_instance, "end_date", None)),
         logical_date=_datetime(getattr(dag_run, "logical_date", None)),
-        run_type=_state(getattr(dag_run, "run_type", None)),
+        run_type=state_name(getattr(dag_run, "run_type", None)),
         hostname=getattr(task_instance, "hostname", None) or None,
         operator=_operator_name(task_instance),
         reported_by=reporting_process(task_instance),
         producer=PRODUCER,
+        airflow_version=airflow_version(),
     )
 
 
-def dag_run_event(instance: str, hook_state: str, dag_run: Any) -> DagRunEvent:
-    """The event for a DAG-run hook (``running``, ``success`` or ``failed``)."""
+def asset_updated_events(
+    instance: str, task_instance: Any, task: Any = None, dag_run: Any = None
+) -> list[AssetUpdatedEvent]:
+    """One event per asset (dataset on Airflow 2) that a successful task declares as an outlet.
+
+    ``task`` defaults to the task instance's own ``task``; outlets without a URI (aliases,
+    references by name) are left out.
+    """
+    task = task if task is not None else getattr(task_instance, "task", None)
+    dag_run = dag_run if dag_run is not None else _dag_run_of(task_instance)
+    events = []
+    for outlet in getattr(task, "outlets", None) or []:
+        uri = getattr(outlet, "uri", None)
+        if not isinstance(uri, str) or not uri:
+            continue
+        name = getattr(outlet, "name", None)
+        events.append(
+            AssetUpdatedEvent.new(
+                instance=instance,
+                event_type=EventType.ASSET_UPDATED,
+                state="updated",
+                uri=uri,
+                name=name if isinstance(name, str) and name != uri else None,
+                dag_id=task_instance.dag_id,
+                run_id=task_instance.run_id,
+                task_id=task_instance.task_id,
+                map_index=_int(getattr(task_instance, "map_index", None), default=-1),
+                try_number=_int(getattr(task_instance, "try_number", None), default=0),
+                start_date=_datetime(getattr(task_instance, "start_date", None)),
+                end_date=_datetime(getattr(task_instance, "end_date", None)),
+                logical_date=_datetime(getattr(dag_run, "logical_date", None)),
+                run_type=state_name(getattr(dag_run, "run_type", None)),
+                producer=PRODUCER,
+                airflow_version=airflow_version(),
+            )
+        )
+    return events
+
+
+def dag_run_event(instance: str, hook_state: str, dag_run: Any, task_ids: list[str] | None = None) -> DagRunEvent:
+    """The event for a DAG-run hook (``running``, ``success`` or ``failed``); a finished run
+    also names the task ids its DAG held."""
     return DagRunEvent.new(
         instance=instance,
         event_type=EventType(f"dag_run.{hook_state}"),
@@ -70,10 +123,12 @@ def dag_run_event(instance: str, hook_state: str, dag_run: Any) -> DagRunEvent:
         start_date=_datetime(getattr(dag_run, "start_date", None)),
         end_date=_datetime(getattr(dag_run, "end_date", None)),
         logical_date=_datetime(getattr(dag_run, "logical_date", None)),
-        run_type=_state(getattr(dag_run, "run_type", None)),
+        run_type=state_name(getattr(dag_run, "run_type", None)),
         data_interval_start=_datetime(getattr(dag_run, "data_interval_start", None)),
         data_interval_end=_datetime(getattr(dag_run, "data_interval_end", None)),
+        task_ids=task_ids,
         producer=PRODUCER,
+        airflow_version=airflow_version(),
     )
 
 
@@ -115,7 +170,8 @@ def _operator_name(task_instance: Any) -> str | None:
     return getattr(task_instance, "operator", None)
 
 
-def _state(value: Any) -> str | None:
+def state_name(value: Any) -> str | None:
+    """An Airflow state (an enum or a string) as its plain name, e.g. ``"success"``."""
     if value is None:
         return None
     return str(getattr(value, "value", value))

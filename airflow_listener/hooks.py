@@ -19,7 +19,13 @@ import pluggy
 
 from airflow_listener.config import ListenerConfig, ListenerConfigError
 from airflow_listener.delivery import Publisher
-from airflow_listener.event_builder import dag_run_event, runs_in_long_lived_process, task_instance_event
+from airflow_listener.event_builder import (
+    asset_updated_events,
+    dag_run_event,
+    runs_in_long_lived_process,
+    task_instance_event,
+)
+from airflow_listener.finished_run import read_finished_run
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +79,28 @@ def _publish_task_event(hook_state: str, task_instance: Any) -> None:
     publisher = get_publisher()
     if publisher is None:
         return
-    event = task_instance_event(publisher.config.instance_name, hook_state, task_instance)
-    publisher.publish(event, inline=not runs_in_long_lived_process(task_instance))
+    instance = publisher.config.instance_name
+    event = task_instance_event(instance, hook_state, task_instance)
+    inline = not runs_in_long_lived_process(task_instance)
+    if event.state != "success":
+        publisher.publish(event, inline=inline)
+        return
+    publisher.publish_many([event, *asset_updated_events(instance, task_instance)], inline=inline)
 
 
 def _publish_dag_run_event(hook_state: str, dag_run: Any) -> None:
     publisher = get_publisher()
     if publisher is None:
         return
-    event = dag_run_event(publisher.config.instance_name, hook_state, dag_run)
-    publisher.publish(event, inline=not runs_in_long_lived_process())
+    instance = publisher.config.instance_name
+    inline = not runs_in_long_lived_process()
+    if hook_state == "running":
+        publisher.publish(dag_run_event(instance, hook_state, dag_run), inline=inline)
+        return
+    # A finished run: first what its task instances reached that no hook may have reported.
+    finished = read_finished_run(instance, dag_run)
+    publisher.publish_many(finished.events, inline=inline)
+    publisher.publish(dag_run_event(instance, hook_state, dag_run, task_ids=finished.task_ids), inline=inline)
 
 
 @hookimpl

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow_listener.config import ListenerConfig
 from schemas import message_key, serialize_event
-from schemas.events import DagRunEvent, TaskInstanceEvent
+from schemas import Event
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class KafkaSink:
         self._producer: Any = None
         self._producer_pid: int | None = None
 
-    def send(self, events: Sequence[DagRunEvent | TaskInstanceEvent], deadline: float) -> int:
+    def send(self, events: Sequence[Event], deadline: float) -> int:
         """Send events in order and wait for the broker's acknowledgements until ``deadline``
         (a ``time.monotonic()`` value). Returns how many leading events were acknowledged;
         raises :class:`DeliveryError` when none could be and the broker seems unreachable.

@@ -85,7 +85,8 @@ def test_spool_dir_expands_user(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ),
         ({"bootstrap_servers": "   "}, ["bootstrap_servers", "empty"]),
         ({"topic": "  "}, ["topic", "empty"]),
-        ({"instance_name": " "}, ["instance_name", "empty"]),
+        ({"instance_name": " "}, ["instance_name", "letters, digits and underscores"]),
+        ({"instance_name": "prod-eu"}, ["instance_name", "prod-eu", "letters, digits and underscores"]),
     ],
     ids=lambda value: "-".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else None,
 )

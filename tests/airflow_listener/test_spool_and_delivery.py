@@ -24,7 +24,7 @@ from devstack.processes import free_port
 from schemas import EventType, TaskInstanceEvent, message_key, parse_event, serialize_event
 from schemas.events import DagRunEvent
 
-INSTANCE = "test-airflow"
+INSTANCE = "test_airflow"
 
 
 def task_event(dag_id: str = "etl", task_id: str = "extract", try_number: int = 1) -> TaskInstanceEvent:
