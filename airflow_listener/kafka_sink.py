@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow_listener.config import ListenerConfig
-from schemas import message_key, serialize_event
-from schemas import Event
+from schemas import Event, message_key, serialize_event
 
 log = logging.getLogger(__name__)
 
