@@ -19,19 +19,24 @@ from dagster_consumer import (
     build_defs_from_airflow_instance,
 )
 
-bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-if not bootstrap_servers:
-    raise RuntimeError("set KAFKA_BOOTSTRAP_SERVERS to the broker the Airflow listener publishes to")
 
-defs = build_defs_from_airflow_instance(
-    airflow_instance=AirflowInstance(
+def airflow_instance_from_env() -> AirflowInstance:
+    """The observed Airflow, as the environment variables above describe it."""
+    bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap_servers:
+        raise RuntimeError("set KAFKA_BOOTSTRAP_SERVERS to the broker the Airflow listener publishes to")
+    return AirflowInstance(
         name=os.environ.get("AIRSTREAM_INSTANCE_NAME", "local"),
         event_source=KafkaEventSource(
             bootstrap_servers=bootstrap_servers,
             topic=os.environ.get("AIRSTREAM_TOPIC", "airflow.events"),
         ),
         webserver_url=os.environ.get("AIRFLOW_WEBSERVER_URL"),
-    ),
+    )
+
+
+defs = build_defs_from_airflow_instance(
+    airflow_instance=airflow_instance_from_env(),
     defs=Definitions(
         assets=[
             *assets_with_task_mappings(dag_id="example_etl", task_mappings={"load": [AssetSpec("warehouse_orders")]}),

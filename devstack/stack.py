@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.airflow import LocalAirflow, airflow_env, start_airflow
+from devstack.airflow import EXAMPLE_DAGS, LocalAirflow, airflow_env, start_airflow
 from devstack.broker import Broker, create_topic, start_broker
 from devstack.dagster import EXAMPLE_DEFINITIONS, start_dagster
 from devstack.processes import ManagedProcess
@@ -39,8 +39,13 @@ def local_stack(
     instance_name: str = "local",
     definitions: Path = EXAMPLE_DEFINITIONS,
     dagster_port: int | None = None,
+    dags_folder: Path = EXAMPLE_DAGS,
+    expected_dags: int = len(EXAMPLE_DAG_IDS),
 ) -> Iterator[LocalStack]:
-    """Start everything under ``work_dir``; stop every process on exit, in reverse order."""
+    """Start everything under ``work_dir``; stop every process on exit, in reverse order.
+
+    Airflow parses ``dags_folder`` and the stack is ready once ``expected_dags`` DAGs are parsed.
+    """
     started = time.monotonic()
     logs = work_dir / "logs"
     with contextlib.ExitStack() as stack:
@@ -51,8 +56,9 @@ def local_stack(
             bootstrap_servers=broker.bootstrap_servers,
             topic=topic,
             instance_name=instance_name,
+            dags_folder=dags_folder,
         )
-        airflow = stack.enter_context(start_airflow(env, log_dir=logs, expected_dags=len(EXAMPLE_DAG_IDS)))
+        airflow = stack.enter_context(start_airflow(env, log_dir=logs, expected_dags=expected_dags))
         dagster_home = work_dir / "dagster"
         dagster, dagster_url = start_dagster(
             dagster_home,
