@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,6 +281,35 @@ def test_inline_publish_to_a_live_broker_leaves_nothing_spooled(
     assert real_sink_publisher.spool.count() == 0
     records = read_back(broker.bootstrap_servers, topic, expected=1)
     assert [parse_event(record.value).event_id for record in records] == [event.event_id]
+
+
+def test_many_events_from_a_long_lived_process_are_spooled_and_sent_in_the_background_in_order(
+    broker: Broker, topic: str, real_sink_publisher: Publisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spooled_by: set[str] = set()
+    put = real_sink_publisher.spool.put
+
+    def recording_put(event: Any) -> Path:
+        spooled_by.add(threading.current_thread().name)
+        return put(event)
+
+    monkeypatch.setattr(real_sink_publisher.spool, "put", recording_put)
+    events = [task_event(task_id=f"task_{index}") for index in range(50)]
+    real_sink_publisher.publish_many(events, inline=False)
+    records = read_back(broker.bootstrap_servers, topic, expected=50)
+    assert [parse_event(record.value).event_id for record in records] == [event.event_id for event in events]
+    deadline = time.monotonic() + 5
+    while real_sink_publisher.spool.count() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert real_sink_publisher.spool.count() == 0
+    assert spooled_by == {"airstream-delivery"}, "the caller (the scheduler loop) never writes the spool itself"
+
+
+def test_many_events_published_inline_are_spooled_before_the_call_returns(tmp_path: Path) -> None:
+    publisher = Publisher(listener_config(tmp_path / "spool", closed_port_address()))
+    events = [task_event(task_id="a"), dag_event(state="success")]
+    publisher.publish_many(events, inline=True)  # the broker is down: both must wait on disk
+    assert spooled_ids(publisher.spool) == [event.event_id for event in events]
 
 
 # --- the spool CLI ----------------------------------------------------------------------------
