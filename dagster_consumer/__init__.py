@@ -23,11 +23,19 @@ This package never imports Airflow.
 from dagster_consumer.airflow_instance import AirflowInstance
 from dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, airflow_asset_key
 from dagster_consumer.definitions import build_defs_from_airflow_instance
-from dagster_consumer.mappings import AssetMappings, assets_with_dag_mappings, assets_with_task_mappings, dag_asset_key
+from dagster_consumer.mappings import (
+    AssetMappings,
+    TaskHandleDict,
+    assets_with_dag_mappings,
+    assets_with_multiple_task_mappings,
+    assets_with_task_mappings,
+    dag_asset_key,
+)
 from dagster_consumer.partitions import NoPartition, partition_for_logical_date
 from dagster_consumer.sensor import build_airflow_event_sensor
 from dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
 from dagster_consumer.translate import translate
+from schemas import InvalidInstanceName
 
 __all__ = [
     "AirflowAssetKeyFn",
@@ -37,10 +45,13 @@ __all__ = [
     "EventBatch",
     "EventSource",
     "EventSourceUnavailable",
+    "InvalidInstanceName",
     "KafkaEventSource",
     "NoPartition",
+    "TaskHandleDict",
     "airflow_asset_key",
     "assets_with_dag_mappings",
+    "assets_with_multiple_task_mappings",
     "assets_with_task_mappings",
     "build_airflow_event_sensor",
     "build_defs_from_airflow_instance",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dagster_consumer.sources.base import EventSource
-
-_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+from schemas import validate_instance_name
 
 
 @dataclass(frozen=True)
@@ -16,7 +14,8 @@ class AirflowInstance:
 
     Args:
         name: the instance name carried by every event; also the first part of the DAG
-            asset keys (``[name, "dag", dag_id]``). Letters, digits and underscores.
+            asset keys (``[name, "dag", dag_id]``). 1 to 64 letters, digits and underscores, the
+            same rule as the listener's (``schemas.validate_instance_name``).
         event_source: where its events come from, e.g. :class:`KafkaEventSource`.
         webserver_url: the Airflow UI's base URL; when given, every materialization links
             to the task or DAG run in Airflow.
@@ -35,11 +34,7 @@ class AirflowInstance:
     webserver_url: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise ValueError(
-                f"AirflowInstance name {self.name!r} must use only letters, digits and underscores "
-                "(it becomes part of asset keys and the sensor's name)"
-            )
+        validate_instance_name(self.name)  # the listener's rule: raises InvalidInstanceName (a ValueError)
         if not isinstance(self.event_source, EventSource):
             raise TypeError(
                 f"AirflowInstance event_source must be an EventSource such as KafkaEventSource, "

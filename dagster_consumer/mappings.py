@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
-from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
+from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions, TimeWindowPartitionsDefinition
+
+from dagster_consumer.asset_keys import AirflowAssetKeys
 
 TASK_MAPPING_METADATA_KEY = "airstream/task_mappings"
 DAG_MAPPING_METADATA_KEY = "airstream/dag_mappings"
@@ -57,31 +59,94 @@ def assets_with_dag_mappings(dag_mappings: Mapping[str, Iterable[MappedAsset]]) 
     return mapped
 
 
+class TaskHandleDict(TypedDict):
+    """One Airflow task, as Airlift names it: ``{"dag_id": "etl", "task_id": "load"}``."""
+
+    dag_id: str
+    task_id: str
+
+
+def assets_with_multiple_task_mappings(
+    assets: Sequence[MappedAsset], task_handles: Sequence[TaskHandleDict]
+) -> Sequence[MappedAsset]:
+    """Mark assets as produced by several Airflow tasks: each is materialized whenever any of them succeeds.
+
+    The same signature as Airlift's: for one physical asset written by, say, a daily and a
+    weekly DAG. Mappings the assets already carry are kept.
+
+    Example::
+
+        assets_with_multiple_task_mappings(
+            assets=[AssetSpec("orders")],
+            task_handles=[
+                {"dag_id": "daily_etl", "task_id": "load"},
+                {"dag_id": "weekly_backfill", "task_id": "load"},
+            ],
+        )
+    """
+    if not task_handles:
+        raise ValueError("task_handles is empty: name at least one task, e.g. [{'dag_id': 'etl', 'task_id': 'load'}]")
+    entries: list[dict[str, str]] = []
+    for handle in task_handles:
+        if not isinstance(handle, Mapping) or set(handle) != {"dag_id", "task_id"}:
+            raise ValueError(f"task handle {handle!r} must be a dict with exactly the keys 'dag_id' and 'task_id'")
+        _require_id("dag_id", handle["dag_id"])
+        _require_id("task_id", handle["task_id"])
+        entries.append({"dag_id": handle["dag_id"], "task_id": handle["task_id"]})
+    mapped: list[MappedAsset] = []
+    for asset in assets:
+        for entry in entries:
+            asset = _add_mapping(asset, TASK_MAPPING_METADATA_KEY, entry)
+        mapped.append(asset)
+    return mapped
+
+
 @dataclass(frozen=True)
 class AssetMappings:
-    """Which asset keys each task and each DAG produces."""
+    """Which asset keys each task and each DAG produces, and what recording them needs.
+
+    ``partitions`` holds the time-window partitions definition of every asset that has one (a
+    run then materializes the partition of its logical date); ``airflow_asset_keys`` says under
+    which key an Airflow asset URI is recorded.
+    """
 
     by_task: Mapping[tuple[str, str], Sequence[AssetKey]] = field(default_factory=dict)
     by_dag: Mapping[str, Sequence[AssetKey]] = field(default_factory=dict)
+    partitions: Mapping[AssetKey, TimeWindowPartitionsDefinition] = field(default_factory=dict)
+    airflow_asset_keys: AirflowAssetKeys = field(default_factory=AirflowAssetKeys)
 
     @property
     def dag_ids(self) -> set[str]:
         return {dag_id for dag_id, _ in self.by_task} | set(self.by_dag)
 
+    def mapped_tasks(self, dag_id: str) -> dict[str, Sequence[AssetKey]]:
+        """Task id → asset keys, for the tasks of ``dag_id`` that assets are mapped to."""
+        return {task_id: keys for (dag, task_id), keys in self.by_task.items() if dag == dag_id}
+
     @classmethod
-    def from_specs(cls, specs: Iterable[AssetSpec]) -> AssetMappings:
+    def from_specs(
+        cls, specs: Iterable[AssetSpec], airflow_asset_keys: AirflowAssetKeys | None = None
+    ) -> AssetMappings:
         by_task: dict[tuple[str, str], list[AssetKey]] = defaultdict(list)
         by_dag: dict[str, list[AssetKey]] = defaultdict(list)
+        partitions: dict[AssetKey, TimeWindowPartitionsDefinition] = {}
         for spec in specs:
             for entry in _entries(spec.metadata.get(TASK_MAPPING_METADATA_KEY)):
                 by_task[(entry["dag_id"], entry["task_id"])].append(spec.key)
             for entry in _entries(spec.metadata.get(DAG_MAPPING_METADATA_KEY)):
                 by_dag[entry["dag_id"]].append(spec.key)
-        return cls(by_task=dict(by_task), by_dag=dict(by_dag))
+            if isinstance(spec.partitions_def, TimeWindowPartitionsDefinition):
+                partitions[spec.key] = spec.partitions_def
+        return cls(
+            by_task=dict(by_task),
+            by_dag=dict(by_dag),
+            partitions=partitions,
+            airflow_asset_keys=airflow_asset_keys or AirflowAssetKeys(),
+        )
 
     @classmethod
-    def from_definitions(cls, defs: Definitions) -> AssetMappings:
-        return cls.from_specs(defs.resolve_all_asset_specs())
+    def from_definitions(cls, defs: Definitions, airflow_asset_keys: AirflowAssetKeys | None = None) -> AssetMappings:
+        return cls.from_specs(defs.resolve_all_asset_specs(), airflow_asset_keys)
 
 
 def _add_mapping(asset: MappedAsset, metadata_key: str, entry: dict[str, str]) -> MappedAsset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
@@ -9,21 +10,28 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    DailyPartitionsDefinition,
     DefaultSensorStatus,
     Definitions,
+    HourlyPartitionsDefinition,
+    StaticPartitionsDefinition,
     asset,
 )
 
 from dagster_consumer import (
+    AirflowAssetKeys,
     AirflowInstance,
     AssetMappings,
+    InvalidInstanceName,
     KafkaEventSource,
     assets_with_dag_mappings,
+    assets_with_multiple_task_mappings,
     assets_with_task_mappings,
     build_defs_from_airflow_instance,
     dag_asset_key,
 )
 from dagster_consumer.mappings import DAG_MAPPING_METADATA_KEY, TASK_MAPPING_METADATA_KEY
+from schemas import validate_instance_name
 
 
 def unreachable_source() -> KafkaEventSource:
@@ -163,6 +171,114 @@ def test_dag_asset_key_form() -> None:
     assert dag_asset_key("prod", "etl") == AssetKey(["prod", "dag", "etl"])
 
 
+# --- assets_with_multiple_task_mappings ---------------------------------------------------------
+
+
+def test_multiple_task_mappings_signature_matches_airlift() -> None:
+    # Airlift: assets_with_multiple_task_mappings(assets, task_handles) -> Sequence[...]
+    assert list(inspect.signature(assets_with_multiple_task_mappings).parameters) == ["assets", "task_handles"]
+
+
+@pytest.mark.parametrize("asset_obj", [AssetSpec("orders"), warehouse_table], ids=["spec", "assets_def"])
+def test_multiple_task_mappings_map_each_asset_to_each_task(asset_obj: Any) -> None:
+    (mapped,) = assets_with_multiple_task_mappings(
+        assets=[asset_obj],
+        task_handles=[{"dag_id": "daily", "task_id": "load"}, {"dag_id": "weekly", "task_id": "load"}],
+    )
+    spec = mapped if isinstance(mapped, AssetSpec) else spec_of(mapped)
+    assert entries(spec.metadata[TASK_MAPPING_METADATA_KEY]) == [
+        {"dag_id": "daily", "task_id": "load"},
+        {"dag_id": "weekly", "task_id": "load"},
+    ]
+    mappings = AssetMappings.from_definitions(Definitions(assets=[mapped]))
+    assert mappings.by_task == {("daily", "load"): [spec.key], ("weekly", "load"): [spec.key]}
+    assert mappings.dag_ids == {"daily", "weekly"}
+
+
+def test_multiple_task_mappings_keep_existing_mappings_and_skip_repeats() -> None:
+    once = assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("orders")]})
+    (mapped,) = assets_with_multiple_task_mappings(
+        once, [{"dag_id": "etl", "task_id": "load"}, {"dag_id": "backfill", "task_id": "load"}]
+    )
+    assert entries(mapped.metadata[TASK_MAPPING_METADATA_KEY]) == [
+        {"dag_id": "etl", "task_id": "load"},
+        {"dag_id": "backfill", "task_id": "load"},
+    ]
+
+
+def test_multiple_task_mappings_of_several_assets() -> None:
+    mapped = assets_with_multiple_task_mappings(
+        [AssetSpec("a"), AssetSpec("b")], [{"dag_id": "d1", "task_id": "t"}, {"dag_id": "d2", "task_id": "t"}]
+    )
+    mappings = AssetMappings.from_definitions(Definitions(assets=mapped))
+    assert mappings.by_task == {
+        ("d1", "t"): [AssetKey("a"), AssetKey("b")],
+        ("d2", "t"): [AssetKey("a"), AssetKey("b")],
+    }
+
+
+@pytest.mark.parametrize(
+    ("handles", "message"),
+    [
+        ([], "task_handles is empty"),
+        ([{"dag_id": "etl"}], "exactly the keys 'dag_id' and 'task_id'"),
+        ([{"dag_id": "etl", "task_id": "t", "extra": 1}], "exactly the keys"),
+        (["etl.load"], "exactly the keys"),
+        ([{"dag_id": "", "task_id": "t"}], "dag_id must be a non-empty string"),
+        ([{"dag_id": "etl", "task_id": None}], "task_id must be a non-empty string"),
+    ],
+)
+def test_multiple_task_mappings_reject_bad_handles(handles: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        assets_with_multiple_task_mappings([AssetSpec("a")], handles)
+
+
+def test_multiple_task_mappings_reject_non_assets() -> None:
+    with pytest.raises(TypeError, match="pass AssetSpec or AssetsDefinition"):
+        assets_with_multiple_task_mappings(["a"], [{"dag_id": "etl", "task_id": "t"}])  # type: ignore[list-item]
+
+
+# --- partitions carried through AssetMappings --------------------------------------------------
+
+DAILY = DailyPartitionsDefinition(start_date="2025-01-01")
+
+
+@asset(partitions_def=HourlyPartitionsDefinition(start_date="2025-01-01-00:00"))
+def hourly_table() -> None: ...
+
+
+def test_time_window_partitions_are_carried_from_specs_and_asset_definitions() -> None:
+    defs = Definitions(
+        assets=[
+            *assets_with_task_mappings(
+                dag_id="etl", task_mappings={"load": [AssetSpec("daily", partitions_def=DAILY), hourly_table]}
+            ),
+            *assets_with_dag_mappings({"etl": [AssetSpec("plain")]}),
+            AssetSpec("static", partitions_def=StaticPartitionsDefinition(["a", "b"])),
+        ]
+    )
+    mappings = AssetMappings.from_definitions(defs)
+    assert mappings.partitions[AssetKey("daily")] == DAILY
+    assert isinstance(mappings.partitions[AssetKey("hourly_table")], HourlyPartitionsDefinition)
+    assert AssetKey("plain") not in mappings.partitions
+    assert AssetKey("static") not in mappings.partitions, "only time-window partitions follow a logical date"
+
+
+def test_from_definitions_carries_airflow_asset_keys() -> None:
+    keys = AirflowAssetKeys(keys={"s3://b/x": AssetKey("x")})
+    mappings = AssetMappings.from_definitions(Definitions(), keys)
+    assert mappings.airflow_asset_keys.key_for("s3://b/x") == AssetKey("x")
+    assert AssetMappings.from_definitions(Definitions()).airflow_asset_keys.key_for("s3://b/x") == AssetKey(
+        ["s3", "b", "x"]
+    )
+
+
+def test_mapped_tasks_of_a_dag() -> None:
+    mappings = AssetMappings(by_task={("etl", "load"): [AssetKey("a")], ("other", "t"): [AssetKey("b")]})
+    assert mappings.mapped_tasks("etl") == {"load": [AssetKey("a")]}
+    assert mappings.mapped_tasks("missing") == {}
+
+
 # --- build_defs_from_airflow_instance ----------------------------------------------------------
 
 
@@ -233,6 +349,24 @@ def test_built_defs_honour_sensor_options() -> None:
     assert AssetKey(["staging", "dag", "etl"]) in set(defs.resolve_all_asset_keys())
 
 
+def test_built_defs_take_airflow_asset_keys_and_key_fn() -> None:
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+        airflow_asset_keys={"s3://warehouse/orders.parquet": ["warehouse", "orders"]},
+        airflow_asset_key_fn=lambda uri: AssetKey(["lake", "events"]) if uri.startswith("s3://lake/") else None,
+    )
+    Definitions.validate_loadable(defs)
+    assert defs.resolve_sensor_def("prod__airflow_event_sensor")
+
+
+def test_built_defs_refuse_bad_airflow_asset_keys_when_defined() -> None:
+    with pytest.raises(TypeError, match=r"airflow_asset_keys\['s3://x'\].*not an asset key"):
+        build_defs_from_airflow_instance(
+            airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+            airflow_asset_keys={"s3://x": 3},  # type: ignore[dict-item]
+        )
+
+
 def test_two_instances_merge_into_one_loadable_definitions() -> None:
     mapped = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("a")]}))
     prod = build_defs_from_airflow_instance(
@@ -250,10 +384,19 @@ def test_two_instances_merge_into_one_loadable_definitions() -> None:
 # --- AirflowInstance and KafkaEventSource validation -------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["prod-eu", "prod/eu", "", "prod eu", "prod\n"])
-def test_airflow_instance_rejects_bad_names(name: str) -> None:
-    with pytest.raises(ValueError, match="letters, digits and underscores"):
+@pytest.mark.parametrize("name", ["prod-eu", "prod/eu", "", "prod eu", "prod\n", "p" * 65, None, 3])
+def test_airflow_instance_rejects_bad_names(name: Any) -> None:
+    with pytest.raises(InvalidInstanceName, match="letters, digits and underscores") as caught:
         AirflowInstance(name=name, event_source=unreachable_source())
+    assert isinstance(caught.value, ValueError)
+    # The listener's message, word for word: one rule on both sides.
+    with pytest.raises(InvalidInstanceName) as listener_side:
+        validate_instance_name(name)
+    assert str(caught.value) == str(listener_side.value)
+
+
+def test_airflow_instance_accepts_the_longest_name() -> None:
+    assert AirflowInstance(name="p" * 64, event_source=unreachable_source()).name == "p" * 64
 
 
 def test_airflow_instance_accepts_letters_digits_underscores() -> None:
