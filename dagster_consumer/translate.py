@@ -1,67 +1,98 @@
 """The one translation from airstream events to Dagster asset events.
 
-Every event leaves exactly one record on its DAG's asset (``[instance, "dag", dag_id]``): a
-materialization when a DAG run succeeds, an observation for everything else, so the DAG asset's
-event log is the full run history. Mapped assets get:
+Every DAG-run and task-instance event leaves exactly one record on its DAG's asset
+(``[instance, "dag", dag_id]``): a materialization when a DAG run succeeds, an observation for
+everything else, so the DAG asset's event log is the full run history. Mapped assets get:
 
-* task-mapped assets: a materialization when the task succeeds; an observation when it fails,
-  is up for retry or is skipped, so the failure shows on the asset;
+* task-mapped assets: a materialization when the task succeeds (whoever reported it: the task
+  process, the scheduler or the api-server); an observation when it fails, is up for retry, is
+  skipped, is upstream_failed or removed, so the failure shows on the asset;
 * DAG-mapped assets: a materialization when the DAG run succeeds; an observation when it fails.
+
+An Airflow asset update (``asset.updated``) materializes the Dagster asset its URI resolves to
+(see :mod:`dagster_consumer.asset_keys`), unless a task mapping already materializes that key
+when the same task succeeds: each update is recorded once. It leaves no record on the DAG asset,
+whose task success already tells the story.
+
+A mapped asset with a time-window partitions definition is recorded on the partition of the
+run's logical date; a logical date outside the definition turns the materialization into an
+observation that says why (see :mod:`dagster_consumer.partitions`).
+
+The time Airflow reached the state is in the ``airflow/timestamp`` metadata. Dagster 1.13 stamps
+every asset event with the time it is stored: ``AssetMaterialization``, ``AssetObservation``,
+``SensorResult`` and ``report_runless_asset_event`` take no timestamp, and the daemon stores a
+sensor's asset events through the latter. Only ``DagsterInstance.report_dagster_event(timestamp=)``
+takes one, outside the public API and fed with a ``DagsterEvent`` from ``dagster._core``;
+airstream does not use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote
 
 from dagster import AssetKey, AssetMaterialization, AssetObservation, MetadataValue
 
+from dagster_consumer.airflow_links import airflow_ui_url
 from dagster_consumer.mappings import AssetMappings, dag_asset_key
-from schemas import DagRunEvent, Event, EventType, TaskInstanceEvent
+from dagster_consumer.partitions import NoPartition, partition_for_logical_date
+from schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
 
 AssetEvent = AssetMaterialization | AssetObservation
 
 EVENT_ID_METADATA_KEY = "airstream/event_id"
+NO_PARTITION_METADATA_KEY = "airstream/no_partition"
 
 _TASK_FAILURES = {
     EventType.TASK_INSTANCE_FAILED,
     EventType.TASK_INSTANCE_UP_FOR_RETRY,
     EventType.TASK_INSTANCE_SKIPPED,
+    EventType.TASK_INSTANCE_UPSTREAM_FAILED,
+    EventType.TASK_INSTANCE_REMOVED,
 }
 
 
 def translate(event: Event, *, mappings: AssetMappings, webserver_url: str | None = None) -> list[AssetEvent]:
-    """The Dagster asset events that record one Airflow event."""
-    metadata = event_metadata(event, webserver_url)
-    description = _describe(event)
+    """The Dagster asset events that record one Airflow event.
+
+    Example::
+
+        translate(task_success, mappings=AssetMappings(by_task={("etl", "load"): [AssetKey("orders")]}))
+        # [AssetObservation(["prod", "dag", "etl"]), AssetMaterialization(["orders"])]
+    """
+    record = _Recorder(event, mappings, event_metadata(event, webserver_url), _describe(event))
+    if isinstance(event, AssetUpdatedEvent):
+        key = mappings.airflow_asset_keys.key_for(event.uri)
+        if key in mappings.by_task.get((event.dag_id, event.task_id), []):
+            return []  # the task's success materializes it through the task mapping
+        return record.on_mapped([key], materialize=True)
+
     dag_key = dag_asset_key(event.instance, event.dag_id)
     if isinstance(event, DagRunEvent):
         mapped = mappings.by_dag.get(event.dag_id, [])
         if event.event_type == EventType.DAG_RUN_SUCCESS:
-            return _materializations([dag_key, *mapped], metadata, description)
+            return record.on_dag(dag_key, materialize=True) + record.on_mapped(mapped, materialize=True)
         if event.event_type == EventType.DAG_RUN_FAILED:
-            return _observations([dag_key, *mapped], metadata, description)
-        return _observations([dag_key], metadata, description)
+            return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=False)
+        return record.on_dag(dag_key)
 
     mapped = mappings.by_task.get((event.dag_id, event.task_id), [])
-    dag_record = _observations([dag_key], metadata, description)
     if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
-        return dag_record + _materializations(mapped, metadata, description)
+        return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=True)
     if event.event_type in _TASK_FAILURES:
-        return dag_record + _observations(mapped, metadata, description)
-    return dag_record
+        return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=False)
+    return record.on_dag(dag_key)
 
 
 def order_for_translation(events: Iterable[Event]) -> list[Event]:
-    """Task events before the DAG-run events of the same batch.
+    """Task and asset events before the DAG-run events of the same batch.
 
     Airflow can publish a DAG run's success before its last task's success; within one batch
     this puts them back in the order they happened. Otherwise the source order is kept.
     """
     events = list(events)
-    return [e for e in events if isinstance(e, TaskInstanceEvent)] + [e for e in events if isinstance(e, DagRunEvent)]
+    return [e for e in events if not isinstance(e, DagRunEvent)] + [e for e in events if isinstance(e, DagRunEvent)]
 
 
 def event_metadata(event: Event, webserver_url: str | None) -> dict[str, Any]:
@@ -77,47 +108,74 @@ def event_metadata(event: Event, webserver_url: str | None) -> dict[str, Any]:
         "airflow/logical_date": _iso(event.logical_date),
         "airflow/start_date": _iso(event.start_date),
         "airflow/end_date": _iso(event.end_date),
+        "airflow/timestamp": MetadataValue.timestamp(_utc(event.end_date or event.start_date or event.emitted_at)),
+        "airflow/version": event.airflow_version or "",
     }
     if event.start_date and event.end_date:
-        metadata["airflow/duration_seconds"] = (event.end_date - event.start_date).total_seconds()
-    if isinstance(event, TaskInstanceEvent):
+        metadata["airflow/duration_seconds"] = (_utc(event.end_date) - _utc(event.start_date)).total_seconds()
+    if not isinstance(event, DagRunEvent):
         metadata.update(
             {
                 "airflow/task_id": event.task_id,
                 "airflow/try_number": event.try_number,
                 "airflow/map_index": event.map_index,
-                "airflow/hostname": event.hostname or "",
-                "airflow/operator": event.operator or "",
             }
         )
+    if isinstance(event, TaskInstanceEvent):
+        metadata["airflow/hostname"] = event.hostname or ""
+        metadata["airflow/operator"] = event.operator or ""
+    if isinstance(event, AssetUpdatedEvent):
+        metadata["airflow/asset_uri"] = event.uri
+        metadata["airflow/asset_name"] = event.name or ""
     if webserver_url:
         metadata["airflow/url"] = MetadataValue.url(airflow_ui_url(webserver_url, event))
     return metadata
 
 
-def airflow_ui_url(webserver_url: str, event: Event) -> str:
-    """Link to the DAG run, or to the task instance, in the Airflow 3 UI."""
-    url = f"{webserver_url}/dags/{quote(event.dag_id, safe='')}/runs/{quote(event.run_id, safe='')}"
-    if isinstance(event, TaskInstanceEvent):
-        url += f"/tasks/{quote(event.task_id, safe='')}"
-        if event.map_index >= 0:
-            url += f"/mapped/{event.map_index}"
-    return url
+class _Recorder:
+    """Builds the asset events of one Airflow event, sharing its metadata and description."""
+
+    def __init__(self, event: Event, mappings: AssetMappings, metadata: dict[str, Any], description: str) -> None:
+        self.event = event
+        self.mappings = mappings
+        self.metadata = metadata
+        self.description = description
+
+    def on_dag(self, key: AssetKey, *, materialize: bool = False) -> list[AssetEvent]:
+        kind = AssetMaterialization if materialize else AssetObservation
+        return [kind(asset_key=key, metadata=self.metadata, description=self.description)]
+
+    def on_mapped(self, keys: Sequence[AssetKey], *, materialize: bool) -> list[AssetEvent]:
+        return [self._on_mapped_key(key, materialize) for key in keys]
+
+    def _on_mapped_key(self, key: AssetKey, materialize: bool) -> AssetEvent:
+        kind = AssetMaterialization if materialize else AssetObservation
+        partitions_def = self.mappings.partitions.get(key)
+        if partitions_def is None:
+            return kind(asset_key=key, metadata=self.metadata, description=self.description)
+        partition = partition_for_logical_date(partitions_def, self.event.logical_date)
+        if not isinstance(partition, NoPartition):
+            return kind(asset_key=key, metadata=self.metadata, description=self.description, partition=partition)
+        # Never dropped, never raised: an observation on the asset says why no partition was recorded.
+        consequence = "recorded as an observation instead of a materialization" if materialize else "no partition"
+        return AssetObservation(
+            asset_key=key,
+            metadata={**self.metadata, NO_PARTITION_METADATA_KEY: partition.reason},
+            description=f"{self.description}; {consequence}: {partition.reason}",
+        )
 
 
 def _describe(event: Event) -> str:
-    subject = f"task {event.task_id}" if isinstance(event, TaskInstanceEvent) else "DAG run"
-    if isinstance(event, TaskInstanceEvent) and event.map_index >= 0:
-        subject += f"[{event.map_index}]"
+    if isinstance(event, DagRunEvent):
+        return f"Airflow DAG run of {event.dag_id} ({event.run_id}) reached {event.state}"
+    subject = f"task {event.task_id}" + (f"[{event.map_index}]" if event.map_index >= 0 else "")
+    if isinstance(event, AssetUpdatedEvent):
+        return f"Airflow {subject} of {event.dag_id} ({event.run_id}) {event.state} the Airflow asset {event.uri}"
     return f"Airflow {subject} of {event.dag_id} ({event.run_id}) reached {event.state}"
 
 
-def _materializations(keys: Iterable[AssetKey], metadata: dict[str, Any], description: str) -> list[AssetEvent]:
-    return [AssetMaterialization(asset_key=key, metadata=metadata, description=description) for key in keys]
-
-
-def _observations(keys: Iterable[AssetKey], metadata: dict[str, Any], description: str) -> list[AssetEvent]:
-    return [AssetObservation(asset_key=key, metadata=metadata, description=description) for key in keys]
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 def _iso(value: datetime | None) -> str:

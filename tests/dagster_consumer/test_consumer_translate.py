@@ -7,17 +7,28 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from dagster import AssetKey, AssetMaterialization, AssetObservation, MetadataValue, UrlMetadataValue
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetObservation,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    MonthlyPartitionsDefinition,
+    TimestampMetadataValue,
+    UrlMetadataValue,
+)
 
+from dagster_consumer.asset_keys import AirflowAssetKeys
 from dagster_consumer.mappings import AssetMappings
 from dagster_consumer.translate import (
     EVENT_ID_METADATA_KEY,
+    NO_PARTITION_METADATA_KEY,
     airflow_ui_url,
     event_metadata,
     order_for_translation,
     translate,
 )
-from schemas import DagRunEvent, EventType, TaskInstanceEvent
+from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
 
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")
@@ -63,6 +74,25 @@ def dag_run_event(event_type: EventType = EventType.DAG_RUN_SUCCESS, **overrides
     return DagRunEvent.new(**fields)
 
 
+def asset_event(uri: str = "s3://warehouse/orders.parquet", **overrides: Any) -> AssetUpdatedEvent:
+    fields: dict[str, Any] = {
+        "instance": "prod",
+        "event_type": EventType.ASSET_UPDATED,
+        "state": "updated",
+        "dag_id": "etl",
+        "run_id": "manual__2025-01-02T00:00:00+00:00",
+        "task_id": "load",
+        "try_number": 1,
+        "uri": uri,
+        "producer": "airstream/test",
+        "logical_date": LOGICAL,
+        "start_date": START,
+        "end_date": END,
+    }
+    fields.update(overrides)
+    return AssetUpdatedEvent.new(**fields)
+
+
 def kinds_and_keys(asset_events: list[Any]) -> list[tuple[type, AssetKey]]:
     return [(type(e), e.asset_key) for e in asset_events]
 
@@ -85,12 +115,35 @@ def test_task_success_observes_dag_and_materializes_mapped_asset() -> None:
 
 @pytest.mark.parametrize(
     "event_type",
-    [EventType.TASK_INSTANCE_FAILED, EventType.TASK_INSTANCE_UP_FOR_RETRY, EventType.TASK_INSTANCE_SKIPPED],
+    [
+        EventType.TASK_INSTANCE_FAILED,
+        EventType.TASK_INSTANCE_UP_FOR_RETRY,
+        EventType.TASK_INSTANCE_SKIPPED,
+        EventType.TASK_INSTANCE_UPSTREAM_FAILED,
+        EventType.TASK_INSTANCE_REMOVED,
+    ],
 )
 def test_task_failure_like_states_observe_dag_and_mapped_asset(event_type: EventType) -> None:
-    result = translate(task_event(event_type), mappings=MAPPINGS)
+    result = translate(task_event(event_type, reported_by="scheduler"), mappings=MAPPINGS)
     assert kinds_and_keys(result) == [(AssetObservation, DAG_KEY), (AssetObservation, WAREHOUSE)]
     assert not any(isinstance(e, AssetMaterialization) for e in result)
+    for recorded in result:
+        assert raw(recorded.metadata["airflow/state"]) == event_type.state
+        assert event_type.state in (recorded.description or "")
+
+
+@pytest.mark.parametrize("reported_by", ["task", "scheduler", "api-server", None])
+def test_task_success_materializes_mapped_asset_whoever_reported_it(reported_by: str | None) -> None:
+    event = task_event(EventType.TASK_INSTANCE_SUCCESS, reported_by=reported_by)
+    result = translate(event, mappings=MAPPINGS)
+    assert kinds_and_keys(result) == [(AssetObservation, DAG_KEY), (AssetMaterialization, WAREHOUSE)]
+
+
+def test_scheduler_decided_success_has_the_task_process_event_id() -> None:
+    # Deduplication absorbs the overlap when both the task process and the scheduler report it.
+    by_task = task_event(EventType.TASK_INSTANCE_SUCCESS, reported_by="task")
+    by_scheduler = task_event(EventType.TASK_INSTANCE_SUCCESS, reported_by="scheduler", hostname=None)
+    assert by_task.event_id == by_scheduler.event_id
 
 
 def test_task_running_only_observes_dag() -> None:
@@ -269,3 +322,221 @@ def test_order_accepts_any_iterable_and_empty_input() -> None:
     t1 = task_event()
     assert order_for_translation(iter([t1])) == [t1]
     assert order_for_translation([]) == []
+
+
+def test_order_keeps_asset_events_with_the_task_events() -> None:
+    t1 = task_event(EventType.TASK_INSTANCE_SUCCESS)
+    d1 = dag_run_event(EventType.DAG_RUN_SUCCESS)
+    a1 = asset_event()
+    assert order_for_translation([d1, t1, a1]) == [t1, a1, d1]
+    assert order_for_translation([a1, d1]) == [a1, d1]
+
+
+# --- Airflow asset updates ----------------------------------------------------------------------
+
+
+def test_asset_update_materializes_the_default_key() -> None:
+    result = translate(asset_event("s3://warehouse/orders.parquet"), mappings=MAPPINGS)
+    assert kinds_and_keys(result) == [(AssetMaterialization, AssetKey(["s3", "warehouse", "orders_parquet"]))]
+
+
+def test_asset_update_uses_the_users_key() -> None:
+    mappings = AssetMappings(
+        airflow_asset_keys=AirflowAssetKeys(keys={"s3://warehouse/orders.parquet": AssetKey(["warehouse", "orders"])})
+    )
+    result = translate(asset_event("s3://warehouse/orders.parquet"), mappings=mappings)
+    assert kinds_and_keys(result) == [(AssetMaterialization, AssetKey(["warehouse", "orders"]))]
+
+
+def test_asset_update_already_materialized_by_the_task_mapping_is_not_recorded_twice() -> None:
+    mappings = AssetMappings(
+        by_task={("etl", "load"): [WAREHOUSE]},
+        airflow_asset_keys=AirflowAssetKeys(keys={"s3://warehouse/orders.parquet": WAREHOUSE}),
+    )
+    assert translate(asset_event("s3://warehouse/orders.parquet"), mappings=mappings) == []
+    success = translate(task_event(EventType.TASK_INSTANCE_SUCCESS), mappings=mappings)
+    assert [key for kind, key in kinds_and_keys(success) if kind is AssetMaterialization] == [WAREHOUSE]
+
+
+def test_asset_update_by_another_task_than_the_mapped_one_is_recorded() -> None:
+    mappings = AssetMappings(
+        by_task={("etl", "load"): [WAREHOUSE]},
+        airflow_asset_keys=AirflowAssetKeys(keys={"s3://warehouse/orders.parquet": WAREHOUSE}),
+    )
+    result = translate(asset_event("s3://warehouse/orders.parquet", task_id="backfill"), mappings=mappings)
+    assert kinds_and_keys(result) == [(AssetMaterialization, WAREHOUSE)]
+
+
+def test_asset_update_metadata_names_the_producer_and_the_uri() -> None:
+    event = asset_event("s3://warehouse/orders.parquet", name="orders", map_index=4, try_number=2)
+    (recorded,) = translate(event, mappings=MAPPINGS, webserver_url="http://af:8080")
+    metadata = {k: raw(v) for k, v in recorded.metadata.items()}
+    assert metadata[EVENT_ID_METADATA_KEY] == event.event_id
+    assert metadata["airflow/dag_id"] == "etl"
+    assert metadata["airflow/task_id"] == "load"
+    assert metadata["airflow/run_id"] == event.run_id
+    assert metadata["airflow/map_index"] == 4
+    assert metadata["airflow/try_number"] == 2
+    assert metadata["airflow/asset_uri"] == "s3://warehouse/orders.parquet"
+    assert metadata["airflow/asset_name"] == "orders"
+    assert metadata["airflow/state"] == "updated"
+    assert metadata["airflow/event_type"] == "asset.updated"
+    assert metadata["airflow/url"].endswith(
+        "/dags/etl/runs/manual__2025-01-02T00%3A00%3A00%2B00%3A00/tasks/load/mapped/4"
+    )
+    assert "airflow/hostname" not in metadata
+    assert recorded.description == (
+        "Airflow task load[4] of etl (manual__2025-01-02T00:00:00+00:00) updated the Airflow asset "
+        "s3://warehouse/orders.parquet"
+    )
+
+
+def test_asset_update_without_optional_fields_translates() -> None:
+    event = asset_event("orders", name=None, logical_date=None, start_date=None, end_date=None)
+    (recorded,) = translate(event, mappings=MAPPINGS, webserver_url="http://af:8080")
+    assert recorded.asset_key == AssetKey("orders")
+    assert raw(recorded.metadata["airflow/asset_name"]) == ""
+    assert raw(recorded.metadata["airflow/timestamp"]) == event.emitted_at.timestamp()
+
+
+# --- partitions ---------------------------------------------------------------------------------
+
+DAILY = DailyPartitionsDefinition(start_date="2025-01-01", end_date="2026-01-01")
+PARTITIONED = AssetMappings(
+    by_task={("etl", "load"): [WAREHOUSE]},
+    by_dag={"etl": [REPORT]},
+    partitions={WAREHOUSE: DAILY, REPORT: MonthlyPartitionsDefinition(start_date="2025-01-01")},
+)
+
+
+def partitions_of(asset_events: list[Any]) -> list[tuple[type, AssetKey, str | None]]:
+    return [(type(e), e.asset_key, e.partition) for e in asset_events]
+
+
+def test_task_success_materializes_the_partition_of_the_logical_date() -> None:
+    result = translate(task_event(logical_date=datetime(2025, 3, 4, tzinfo=timezone.utc)), mappings=PARTITIONED)
+    assert partitions_of(result) == [(AssetObservation, DAG_KEY, None), (AssetMaterialization, WAREHOUSE, "2025-03-04")]
+
+
+def test_dag_run_success_materializes_the_partition_of_the_logical_date() -> None:
+    event = dag_run_event(logical_date=datetime(2025, 3, 4, 6, tzinfo=timezone.utc))
+    assert partitions_of(translate(event, mappings=PARTITIONED)) == [
+        (AssetMaterialization, DAG_KEY, None),
+        (AssetMaterialization, REPORT, "2025-03-01"),
+    ]
+
+
+def test_failure_is_observed_on_the_partition() -> None:
+    event = task_event(EventType.TASK_INSTANCE_FAILED, logical_date=datetime(2025, 3, 4, tzinfo=timezone.utc))
+    assert partitions_of(translate(event, mappings=PARTITIONED))[1] == (AssetObservation, WAREHOUSE, "2025-03-04")
+
+
+def test_asset_update_of_a_partitioned_asset_materializes_its_partition() -> None:
+    mappings = AssetMappings(
+        partitions={WAREHOUSE: DAILY},
+        airflow_asset_keys=AirflowAssetKeys(keys={"s3://warehouse/orders.parquet": WAREHOUSE}),
+    )
+    event = asset_event(logical_date=datetime(2025, 3, 4, tzinfo=timezone.utc))
+    assert partitions_of(translate(event, mappings=mappings)) == [(AssetMaterialization, WAREHOUSE, "2025-03-04")]
+
+
+@pytest.mark.parametrize(
+    ("logical_date", "why"),
+    [
+        (datetime(2024, 12, 31, tzinfo=timezone.utc), "before the first partition"),
+        (datetime(2026, 1, 1, tzinfo=timezone.utc), "after the last partition"),
+        (None, "no logical date"),
+    ],
+    ids=["before-start", "after-end", "manual-run-without-logical-date"],
+)
+def test_success_outside_the_partitions_is_an_observation_that_says_why(
+    logical_date: datetime | None, why: str
+) -> None:
+    event = task_event(EventType.TASK_INSTANCE_SUCCESS, logical_date=logical_date)
+    dag_record, mapped = translate(event, mappings=PARTITIONED)
+    assert isinstance(dag_record, AssetObservation) and dag_record.asset_key == DAG_KEY
+    assert isinstance(mapped, AssetObservation)
+    assert mapped.asset_key == WAREHOUSE and mapped.partition is None
+    assert why in raw(mapped.metadata[NO_PARTITION_METADATA_KEY])
+    assert "instead of a materialization" in (mapped.description or "") and why in (mapped.description or "")
+    assert raw(mapped.metadata[EVENT_ID_METADATA_KEY]) == event.event_id
+
+
+def test_failure_outside_the_partitions_is_observed_without_partition() -> None:
+    event = task_event(EventType.TASK_INSTANCE_FAILED, logical_date=None)
+    _, mapped = translate(event, mappings=PARTITIONED)
+    assert isinstance(mapped, AssetObservation) and mapped.partition is None
+    assert "no logical date" in raw(mapped.metadata[NO_PARTITION_METADATA_KEY])
+
+
+def test_unpartitioned_assets_and_dag_assets_never_get_a_partition() -> None:
+    result = translate(task_event(logical_date=None), mappings=MAPPINGS)
+    assert partitions_of(result) == [(AssetObservation, DAG_KEY, None), (AssetMaterialization, WAREHOUSE, None)]
+
+
+# --- the time Airflow reached the state ------------------------------------------------------
+
+
+def test_timestamp_is_the_end_date() -> None:
+    value = event_metadata(task_event(), None)["airflow/timestamp"]
+    assert isinstance(value, TimestampMetadataValue)
+    assert value.value == END.timestamp()
+
+
+def test_timestamp_falls_back_to_start_then_emission() -> None:
+    running = task_event(EventType.TASK_INSTANCE_RUNNING, end_date=None)
+    assert event_metadata(running, None)["airflow/timestamp"].value == START.timestamp()
+    bare = task_event(EventType.TASK_INSTANCE_RUNNING, start_date=None, end_date=None)
+    assert event_metadata(bare, None)["airflow/timestamp"].value == bare.emitted_at.timestamp()
+
+
+def test_naive_dates_are_taken_as_utc() -> None:
+    naive_end = END.replace(tzinfo=None)
+    metadata = event_metadata(task_event(end_date=naive_end), None)
+    assert metadata["airflow/timestamp"].value == END.timestamp()
+    assert metadata["airflow/duration_seconds"] == pytest.approx(90.5)
+
+
+def test_every_asset_event_carries_the_timestamp() -> None:
+    for event in (task_event(), dag_run_event(), asset_event()):
+        for recorded in translate(event, mappings=MAPPINGS):
+            assert isinstance(recorded.metadata["airflow/timestamp"], TimestampMetadataValue)
+
+
+def test_airflow_version_is_in_the_metadata() -> None:
+    assert event_metadata(task_event(airflow_version="3.3.2"), None)["airflow/version"] == "3.3.2"
+    assert event_metadata(task_event(), None)["airflow/version"] == ""
+
+
+# --- links per Airflow version -------------------------------------------------------------------
+
+
+def test_airflow_2_task_link_opens_the_grid() -> None:
+    event = task_event(run_id="scheduled__2025-01-02T00:00:00+00:00", airflow_version="2.11.2", map_index=2)
+    assert airflow_ui_url("http://af:8080", event) == (
+        "http://af:8080/dags/etl/grid?dag_run_id=scheduled__2025-01-02T00%3A00%3A00%2B00%3A00"
+        "&task_id=load&map_index=2&base_date=2025-01-02T00%3A00%3A00%2B0000"
+    )
+
+
+def test_airflow_2_unmapped_task_link_has_no_map_index() -> None:
+    url = airflow_ui_url("http://af:8080", task_event(run_id="r1", airflow_version="2.10.5"))
+    assert url == "http://af:8080/dags/etl/grid?dag_run_id=r1&task_id=load&base_date=2025-01-02T00%3A00%3A00%2B0000"
+
+
+def test_airflow_2_dag_run_link_and_run_without_logical_date() -> None:
+    event = dag_run_event(run_id="manual/1", dag_id="a/b", airflow_version="2.11.2", logical_date=None)
+    assert airflow_ui_url("http://af:8080", event) == "http://af:8080/dags/a%2Fb/grid?dag_run_id=manual%2F1"
+
+
+def test_airflow_2_asset_update_links_the_producing_task() -> None:
+    event = asset_event(run_id="r1", airflow_version="2.11.2", map_index=0)
+    assert airflow_ui_url("http://af:8080", event).startswith(
+        "http://af:8080/dags/etl/grid?dag_run_id=r1&task_id=load&map_index=0"
+    )
+
+
+@pytest.mark.parametrize("version", ["3.3.2", "3.0.0", None, "", "12.0"])
+def test_other_versions_link_the_airflow_3_ui(version: str | None) -> None:
+    event = task_event(run_id="r1", airflow_version=version)
+    assert airflow_ui_url("http://af:8080", event) == "http://af:8080/dags/etl/runs/r1/tasks/load"
