@@ -42,6 +42,10 @@ class SeenEvents:
             self._members.discard(self._order.popleft())
         return True
 
+    def __contains__(self, event_id: object) -> bool:
+        """Whether ``event_id`` is in the window (without remembering it)."""
+        return isinstance(event_id, str) and _digest(event_id) in self._members
+
     def __len__(self) -> int:
         return len(self._order)
 

@@ -12,8 +12,11 @@ from dagster import (
 
 from dagster_consumer.airflow_instance import AirflowInstance
 from dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
+from dagster_consumer.late_events import is_late
+from dagster_consumer.mapping_checks import MissingMappedTasks
 from dagster_consumer.mappings import AssetMappings
 from dagster_consumer.translate import AssetEvent, order_for_translation, translate
+from schemas import DagRunEvent
 
 
 def sensor_name(airflow_instance: AirflowInstance) -> str:
@@ -33,14 +36,19 @@ def build_airflow_event_sensor(
     Each tick reads from the position in the sensor's cursor, translates the events, and
     returns them with the new position; Dagster stores both, so a restart resumes exactly.
     Events from another instance name on the same topic are left to that instance's sensor.
+    A ``running`` event whose task try or DAG run already ended (per the cursor's window of seen
+    event ids) is not recorded, so a finished task never looks unfinished; the tick's log counts
+    it as late. A task mapping that names a task a finished DAG run does not list is reported
+    once per process, as a warning in the sensor's log.
     """
+    missing_tasks = MissingMappedTasks()  # lives as long as the loaded definitions: once per process
 
     @sensor(
         name=sensor_name(airflow_instance),
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
-            f"Records the Airflow instance {airflow_instance.name!r}'s task and DAG-run events "
+            f"Records the Airflow instance {airflow_instance.name!r}'s task, DAG-run and asset events "
             f"from {airflow_instance.event_source.describe()} as asset events."
         ),
     )
@@ -51,7 +59,7 @@ def build_airflow_event_sensor(
             context.log.error(f"airstream: skipped the message at {rejected.where}: {rejected.reason}")
 
         asset_events: list[AssetEvent] = []
-        recorded = duplicates = foreign = 0
+        recorded = duplicates = late = foreign = 0
         for event in order_for_translation(batch.events):
             if event.instance != airflow_instance.name:
                 foreign += 1
@@ -59,13 +67,19 @@ def build_airflow_event_sensor(
             if not cursor.seen.add(event.event_id):
                 duplicates += 1
                 continue
+            if is_late(event, cursor.seen):
+                late += 1
+                continue
             recorded += 1
+            if isinstance(event, DagRunEvent):
+                for warning in missing_tasks.check(event, mappings):
+                    context.log.warning(warning)
             asset_events.extend(translate(event, mappings=mappings, webserver_url=airflow_instance.webserver_url))
         cursor.position = batch.position
         context.log.info(
             f"airstream: {recorded} event(s) recorded as {len(asset_events)} asset event(s); "
-            f"{duplicates} duplicate(s), {foreign} from other instances, {len(batch.rejected)} rejected; "
-            f"{'caught up' if batch.caught_up else 'more to read'}"
+            f"{duplicates} duplicate(s), {late} late, {foreign} from other instances, "
+            f"{len(batch.rejected)} rejected; {'caught up' if batch.caught_up else 'more to read'}"
         )
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 

@@ -56,6 +56,27 @@ def test_repeat_does_not_refresh_or_grow_the_window() -> None:
     assert seen.add(a) is True
 
 
+def test_contains_looks_without_remembering() -> None:
+    seen = SeenEvents(window=2)
+    a, b, c = ids(3)
+    assert a not in seen
+    assert len(seen) == 0, "a lookup must not add the id"
+    seen.add(a)
+    assert a in seen and b not in seen
+    seen.add(b)
+    seen.add(c)
+    assert a not in seen, "evicted ids are gone for lookups too"
+    assert 42 not in seen
+
+
+def test_contains_after_a_round_trip() -> None:
+    seen = SeenEvents()
+    event_id = str(uuid.uuid4())
+    seen.add(event_id)
+    parsed = SensorCursor.parse(SensorCursor(position={}, seen=seen).serialize())
+    assert event_id in parsed.seen
+
+
 def test_default_window() -> None:
     assert SeenEvents().window == DEFAULT_DEDUPLICATION_WINDOW == 10_000
 
