@@ -44,6 +44,7 @@ from devstack.processes import StackError, free_port
 
 __all__ = [
     "AIRFLOW2_VERSION",
+    "REPO_ROOT",
     "VENV_ENV",
     "Airflow2Venv",
     "AirflowApiV1",
@@ -151,19 +152,22 @@ def ensure_airflow2_venv(path: Path | None = None, *, repo: Path = REPO_ROOT) ->
             _build_base(venv)
             stamp = dict(base)
             _write_stamp(venv, stamp)
-        pyproject_hash = hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
-        fingerprint = source_fingerprint(repo)
-        if stamp.get("extra") != pyproject_hash:
+        # The stamp records what the snapshot held, so an edit made while pip runs is installed next time.
+        if stamp.get("extra") != _pyproject_hash(repo):
             with _snapshot(repo) as source:
                 _pip_or_fail(venv, "install the airflow extra", "install", f"{source}[airflow]", "-c", venv.constraints)
-            stamp.update(extra=pyproject_hash, sources=fingerprint)
+                stamp.update(extra=_pyproject_hash(source), sources=source_fingerprint(source))
             _write_stamp(venv, stamp)
-        if stamp.get("sources") != fingerprint:
+        if stamp.get("sources") != source_fingerprint(repo):
             with _snapshot(repo) as source:
                 _pip_or_fail(venv, "reinstall airstream", "install", "--no-deps", "--force-reinstall", str(source))
-            stamp.update(sources=fingerprint)
+                stamp.update(sources=source_fingerprint(source))
             _write_stamp(venv, stamp)
     return venv
+
+
+def _pyproject_hash(repo: Path) -> str:
+    return hashlib.sha256((repo / "pyproject.toml").read_bytes()).hexdigest()
 
 
 def _build_base(venv: Airflow2Venv) -> None:
