@@ -119,11 +119,16 @@ def default_venv_path() -> Path:
 
 
 def source_fingerprint(repo: Path = REPO_ROOT) -> str:
-    """A hash of ``pyproject.toml`` and every ``.py`` file of the packages Airflow runs (schemas, listener)."""
+    """A hash of ``pyproject.toml`` and the ``.py`` and ``.json`` files of the packages Airflow runs
+    (schemas, listener)."""
     digest = hashlib.sha256()
     files = [repo / "pyproject.toml"]
     for package in _FINGERPRINTED_PACKAGES:
-        files += sorted(path for path in (repo / package).rglob("*.py") if "__pycache__" not in path.parts)
+        files += sorted(
+            path
+            for path in (repo / package).rglob("*")
+            if path.suffix in (".py", ".json") and path.is_file() and "__pycache__" not in path.parts
+        )
     for path in files:
         digest.update(str(path.relative_to(repo)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
