@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas import InvalidInstanceName, validate_instance_name
+from airstream.schemas import InvalidInstanceName, validate_instance_name
 
 SECTION = "airstream"
 

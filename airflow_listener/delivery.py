@@ -1,6 +1,6 @@
 """Delivery without loss and without blocking Airflow.
 
-Every event is first written to the durable :class:`~airflow_listener.spool.Spool`; then the
+Every event is first written to the durable :class:`~airstream.airflow_listener.spool.Spool`; then the
 spool is drained to Kafka, oldest first, under a lock shared by all processes on the machine.
 
 * In a task process the drain runs inline, bounded by ``delivery_timeout`` (well inside the
@@ -22,10 +22,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from airflow_listener.config import ListenerConfig
-from airflow_listener.kafka_sink import DeliveryError, KafkaSink
-from airflow_listener.spool import Spool
-from schemas import Event
+from airstream.airflow_listener.config import ListenerConfig
+from airstream.airflow_listener.kafka_sink import DeliveryError, KafkaSink
+from airstream.airflow_listener.spool import Spool
+from airstream.schemas import Event
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from airflow_listener import __version__
-from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
+from airstream.airflow_listener import __version__
+from airstream.schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
 
 PRODUCER = f"airstream/{__version__}"
 

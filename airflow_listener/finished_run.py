@@ -10,7 +10,7 @@ task process would have used; the consumer's deduplication absorbs the overlap.
 The read happens in the hook, as one query in the database session Airflow is already using for
 the run (so it sees the run's final states, committed or not), and building the events is CPU
 work of microseconds each; writing them to the spool and sending them happen off the scheduler
-loop (see :meth:`airflow_listener.delivery.Publisher.publish_many`).
+loop (see :meth:`airstream.airflow_listener.delivery.Publisher.publish_many`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_listener.event_builder import asset_updated_events, state_name, task_instance_event
-from schemas import AssetUpdatedEvent, TaskInstanceEvent
+from airstream.airflow_listener.event_builder import asset_updated_events, state_name, task_instance_event
+from airstream.schemas import AssetUpdatedEvent, TaskInstanceEvent
 
 log = logging.getLogger(__name__)
 

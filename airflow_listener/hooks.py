@@ -2,7 +2,7 @@
 
 Hooks never raise: an exception here would stop the other listeners' hooks for the same
 event, so every error is caught and logged. They never wait for the network in the scheduler
-or the api-server (see :mod:`airflow_listener.delivery`).
+or the api-server (see :mod:`airstream.airflow_listener.delivery`).
 
 Arguments are declared without ``session``, which keeps one implementation valid on
 Airflow 3 and Airflow 2.10+.
@@ -17,15 +17,15 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from airflow_listener.config import ListenerConfig, ListenerConfigError
-from airflow_listener.delivery import Publisher
-from airflow_listener.event_builder import (
+from airstream.airflow_listener.config import ListenerConfig, ListenerConfigError
+from airstream.airflow_listener.delivery import Publisher
+from airstream.airflow_listener.event_builder import (
     asset_updated_events,
     dag_run_event,
     runs_in_long_lived_process,
     task_instance_event,
 )
-from airflow_listener.finished_run import read_finished_run
+from airstream.airflow_listener.finished_run import read_finished_run
 
 log = logging.getLogger(__name__)
 

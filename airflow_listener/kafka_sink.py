@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_listener.config import ListenerConfig
-from schemas import Event, message_key, serialize_event
+from airstream.airflow_listener.config import ListenerConfig
+from airstream.schemas import Event, message_key, serialize_event
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_listener import hooks
+from airstream.airflow_listener import hooks
 
 
 class AirstreamPlugin(AirflowPlugin):

@@ -1,6 +1,6 @@
 """A durable local spool: every event is written here before it is sent, and removed once the
 broker has acknowledged it. Whatever a crash, a dead broker or a killed task process leaves
-behind is sent by the next delivery (see :mod:`airflow_listener.delivery`).
+behind is sent by the next delivery (see :mod:`airstream.airflow_listener.delivery`).
 
 Layout: one JSON file per event, named so that a directory listing is in emission order;
 written to a temporary name, fsynced, then renamed, so a reader never sees half a file.
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas import Event, InvalidEvent, parse_event, serialize_event
+from airstream.schemas import Event, InvalidEvent, parse_event, serialize_event
 
 log = logging.getLogger(__name__)
 

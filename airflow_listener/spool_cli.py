@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from airflow_listener.config import ListenerConfig, ListenerConfigError
-from airflow_listener.delivery import Publisher
+from airstream.airflow_listener.config import ListenerConfig, ListenerConfigError
+from airstream.airflow_listener.delivery import Publisher
 
 
 def main(argv: list[str] | None = None) -> int:

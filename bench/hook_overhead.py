@@ -1,6 +1,6 @@
 """What a listener hook costs the Airflow process that calls it.
 
-    .venv/bin/python bench/hook_overhead.py --events 500
+    .venv/bin/python -m bench.hook_overhead --events 500
 
 * scheduler / api-server path (``inline=False``): spool write + hand-off to the background
   thread, measured against an unreachable broker so only the caller's share is timed;
@@ -23,12 +23,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from airflow_listener.config import ListenerConfig
-from airflow_listener.delivery import Publisher
-from airflow_listener.finished_run import read_finished_run
+from airstream.airflow_listener.config import ListenerConfig
+from airstream.airflow_listener.delivery import Publisher
+from airstream.airflow_listener.finished_run import read_finished_run
+from airstream.schemas import EventType, TaskInstanceEvent
 from devstack.broker import start_broker
 from devstack.processes import free_port
-from schemas import EventType, TaskInstanceEvent
 
 
 def _event(number: int) -> TaskInstanceEvent:

@@ -1,6 +1,6 @@
 """Delay from an Airflow task's end to its materialization stored in Dagster.
 
-    .venv/bin/python bench/latency.py --runs 5
+    .venv/bin/python -m bench.latency --runs 5
 
 Starts the local stack (embedded broker, Airflow scheduler, ``dagster dev``), triggers
 ``example_etl`` RUNS times, and reports, for the ``load`` task's ``warehouse_orders``

@@ -9,11 +9,12 @@ RUN mkdir -p /opt/airstream && chown airflow:0 /opt/airstream
 USER airflow
 
 # Only what the package ships (pyproject [tool.setuptools.packages.find]); README* may be absent.
-COPY --chown=airflow:0 pyproject.toml README* /opt/airstream/
+# airstream/ links to the three package folders, which must come along.
+COPY --chown=airflow:0 pyproject.toml LICENSE README* /opt/airstream/
+COPY --chown=airflow:0 airstream /opt/airstream/airstream
 COPY --chown=airflow:0 schemas /opt/airstream/schemas
 COPY --chown=airflow:0 airflow_listener /opt/airstream/airflow_listener
 COPY --chown=airflow:0 dagster_consumer /opt/airstream/dagster_consumer
-COPY --chown=airflow:0 devstack /opt/airstream/devstack
 
 # The constraint keeps pip from resolving apache-airflow to anything but the image's own version.
 RUN printf 'apache-airflow==3.3.2\n' > /tmp/airflow-pin.txt \

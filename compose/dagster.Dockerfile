@@ -10,8 +10,11 @@ ENV PYTHONUNBUFFERED=1 \
 RUN useradd --create-home --uid 1000 dagster
 
 # Only what the package ships (pyproject [tool.setuptools.packages.find]); README* may be absent.
+# airstream/ links to the three package folders, which must come along. devstack/ holds the code
+# location (example_definitions.py), loaded from its file through workspace.yaml.
 WORKDIR /opt/airstream
-COPY pyproject.toml README* ./
+COPY pyproject.toml LICENSE README* ./
+COPY airstream /opt/airstream/airstream
 COPY schemas /opt/airstream/schemas
 COPY airflow_listener /opt/airstream/airflow_listener
 COPY dagster_consumer /opt/airstream/dagster_consumer

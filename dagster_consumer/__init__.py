@@ -3,7 +3,7 @@
 Example::
 
     from dagster import AssetSpec, Definitions
-    from dagster_consumer import (
+    from airstream.dagster_consumer import (
         AirflowInstance, KafkaEventSource, assets_with_task_mappings, build_defs_from_airflow_instance,
     )
 
@@ -20,10 +20,10 @@ Example::
 This package never imports Airflow.
 """
 
-from dagster_consumer.airflow_instance import AirflowInstance
-from dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, airflow_asset_key
-from dagster_consumer.definitions import build_defs_from_airflow_instance
-from dagster_consumer.mappings import (
+from airstream.dagster_consumer.airflow_instance import AirflowInstance
+from airstream.dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, airflow_asset_key
+from airstream.dagster_consumer.definitions import build_defs_from_airflow_instance
+from airstream.dagster_consumer.mappings import (
     AssetMappings,
     TaskHandleDict,
     assets_with_dag_mappings,
@@ -31,11 +31,11 @@ from dagster_consumer.mappings import (
     assets_with_task_mappings,
     dag_asset_key,
 )
-from dagster_consumer.partitions import NoPartition, partition_for_logical_date
-from dagster_consumer.sensor import build_airflow_event_sensor
-from dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
-from dagster_consumer.translate import translate
-from schemas import InvalidInstanceName
+from airstream.dagster_consumer.partitions import NoPartition, partition_for_logical_date
+from airstream.dagster_consumer.sensor import build_airflow_event_sensor
+from airstream.dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
+from airstream.dagster_consumer.translate import translate
+from airstream.schemas import InvalidInstanceName
 
 __all__ = [
     "AirflowAssetKeyFn",

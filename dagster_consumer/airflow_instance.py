@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster_consumer.sources.base import EventSource
-from schemas import validate_instance_name
+from airstream.dagster_consumer.sources.base import EventSource
+from airstream.schemas import validate_instance_name
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class AirflowInstance:
     Args:
         name: the instance name carried by every event; also the first part of the DAG
             asset keys (``[name, "dag", dag_id]``). 1 to 64 letters, digits and underscores, the
-            same rule as the listener's (``schemas.validate_instance_name``).
+            same rule as the listener's (``airstream.schemas.validate_instance_name``).
         event_source: where its events come from, e.g. :class:`KafkaEventSource`.
         webserver_url: the Airflow UI's base URL; when given, every materialization links
             to the task or DAG run in Airflow.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timezone
 from urllib.parse import quote, urlencode
 
-from schemas import DagRunEvent, Event
+from airstream.schemas import DagRunEvent, Event
 
 
 def airflow_ui_url(webserver_url: str, event: Event) -> str:

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 
 from dagster import AssetSpec, DefaultSensorStatus, Definitions
 
-from dagster_consumer.airflow_instance import AirflowInstance
-from dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, KeyLike
-from dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
-from dagster_consumer.mappings import AssetMappings, dag_asset_key
-from dagster_consumer.sensor import build_airflow_event_sensor
+from airstream.dagster_consumer.airflow_instance import AirflowInstance
+from airstream.dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, KeyLike
+from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
+from airstream.dagster_consumer.mappings import AssetMappings, dag_asset_key
+from airstream.dagster_consumer.sensor import build_airflow_event_sensor
 
 
 def build_defs_from_airflow_instance(

@@ -10,8 +10,8 @@ the window is in the cursor.
 
 from __future__ import annotations
 
-from dagster_consumer.cursor import SeenEvents
-from schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, derive_event_id
+from airstream.dagster_consumer.cursor import SeenEvents
+from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, derive_event_id
 
 TERMINAL_TASK_EVENT_TYPES = (
     EventType.TASK_INSTANCE_SUCCESS,

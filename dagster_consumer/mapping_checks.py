@@ -8,8 +8,8 @@ it is not kept in the cursor, so a restart warns again, once.
 
 from __future__ import annotations
 
-from dagster_consumer.mappings import AssetMappings
-from schemas import DagRunEvent, EventType
+from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.schemas import DagRunEvent, EventType
 
 _TERMINAL = (EventType.DAG_RUN_SUCCESS, EventType.DAG_RUN_FAILED)
 

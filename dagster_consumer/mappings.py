@@ -13,7 +13,7 @@ from typing import Any, TypedDict
 
 from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions, TimeWindowPartitionsDefinition
 
-from dagster_consumer.asset_keys import AirflowAssetKeys
+from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 
 TASK_MAPPING_METADATA_KEY = "airstream/task_mappings"
 DAG_MAPPING_METADATA_KEY = "airstream/dag_mappings"

@@ -10,13 +10,13 @@ from dagster import (
     sensor,
 )
 
-from dagster_consumer.airflow_instance import AirflowInstance
-from dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
-from dagster_consumer.late_events import is_late
-from dagster_consumer.mapping_checks import MissingMappedTasks
-from dagster_consumer.mappings import AssetMappings
-from dagster_consumer.translate import AssetEvent, order_for_translation, translate
-from schemas import DagRunEvent
+from airstream.dagster_consumer.airflow_instance import AirflowInstance
+from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
+from airstream.dagster_consumer.late_events import is_late
+from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
+from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
+from airstream.schemas import DagRunEvent
 
 
 def sensor_name(airflow_instance: AirflowInstance) -> str:

@@ -10,13 +10,13 @@ everything else, so the DAG asset's event log is the full run history. Mapped as
 * DAG-mapped assets: a materialization when the DAG run succeeds; an observation when it fails.
 
 An Airflow asset update (``asset.updated``) materializes the Dagster asset its URI resolves to
-(see :mod:`dagster_consumer.asset_keys`), unless a task mapping already materializes that key
+(see :mod:`airstream.dagster_consumer.asset_keys`), unless a task mapping already materializes that key
 when the same task succeeds: each update is recorded once. It leaves no record on the DAG asset,
 whose task success already tells the story.
 
 A mapped asset with a time-window partitions definition is recorded on the partition of the
 run's logical date; a logical date outside the definition turns the materialization into an
-observation that says why (see :mod:`dagster_consumer.partitions`).
+observation that says why (see :mod:`airstream.dagster_consumer.partitions`).
 
 The time Airflow reached the state is in the ``airflow/timestamp`` metadata. Dagster 1.13 stamps
 every asset event with the time it is stored: ``AssetMaterialization``, ``AssetObservation``,
@@ -34,10 +34,10 @@ from typing import Any
 
 from dagster import AssetKey, AssetMaterialization, AssetObservation, MetadataValue
 
-from dagster_consumer.airflow_links import airflow_ui_url
-from dagster_consumer.mappings import AssetMappings, dag_asset_key
-from dagster_consumer.partitions import NoPartition, partition_for_logical_date
-from schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
+from airstream.dagster_consumer.airflow_links import airflow_ui_url
+from airstream.dagster_consumer.mappings import AssetMappings, dag_asset_key
+from airstream.dagster_consumer.partitions import NoPartition, partition_for_logical_date
+from airstream.schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
 
 AssetEvent = AssetMaterialization | AssetObservation
 

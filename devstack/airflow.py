@@ -277,8 +277,9 @@ class AirflowApi(AirflowRestClient):
     def dag_ids(self) -> list[str]:
         return [dag["dag_id"] for dag in self._get("/dags", limit=100)["dags"]]
 
-    def trigger(self, dag_id: str) -> str:
-        response = self._client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+    def trigger(self, dag_id: str, logical_date: str | None = None) -> str:
+        """Start a run (a manual run has no logical date unless given one, in ISO 8601)."""
+        response = self._client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": logical_date})
         response.raise_for_status()
         return str(response.json()["dag_run_id"])
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from devstack import REPO_ROOT
 from devstack.airflow import (
     OBSERVATION_DAGS,
     PASSWORD,
@@ -60,7 +61,6 @@ __all__ = [
 
 AIRFLOW2_VERSION = "2.11.2"
 VENV_ENV = "AIRSTREAM_AIRFLOW2_VENV"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STAMP_NAME = ".airstream-stamp.json"
 CONSTRAINTS_NAME = "airflow-constraints.txt"
 BUILD_LOG_NAME = "airstream-build.log"
@@ -68,7 +68,7 @@ PAGE_LIMIT = 100  # the largest page Airflow's REST API serves
 
 # What the airstream package installed into Airflow is built from; a change reinstalls it.
 _FINGERPRINTED_PACKAGES = ("schemas", "airflow_listener")
-# Never copied into the build snapshot of the repository (see _snapshot).
+# Never copied into the build snapshot of the repository (see repository_snapshot).
 _SNAPSHOT_SKIP_TOP = {".git", ".venv", ".work", ".ci", "tests", "bench", "compose", "scripts", "build", "dist"}
 _SNAPSHOT_SKIP_ANY = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 
@@ -159,12 +159,12 @@ def ensure_airflow2_venv(path: Path | None = None, *, repo: Path = REPO_ROOT) ->
             _write_stamp(venv, stamp)
         # The stamp records what the snapshot held, so an edit made while pip runs is installed next time.
         if stamp.get("extra") != _pyproject_hash(repo):
-            with _snapshot(repo) as source:
+            with repository_snapshot(repo) as source:
                 _pip_or_fail(venv, "install the airflow extra", "install", f"{source}[airflow]", "-c", venv.constraints)
                 stamp.update(extra=_pyproject_hash(source), sources=source_fingerprint(source))
             _write_stamp(venv, stamp)
         if stamp.get("sources") != source_fingerprint(repo):
-            with _snapshot(repo) as source:
+            with repository_snapshot(repo) as source:
                 _pip_or_fail(venv, "reinstall airstream", "install", "--no-deps", "--force-reinstall", str(source))
                 stamp.update(sources=source_fingerprint(source))
             _write_stamp(venv, stamp)
@@ -204,7 +204,7 @@ def _pip_or_fail(venv: Airflow2Venv, what: str, *args: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _snapshot(repo: Path) -> Iterator[Path]:
+def repository_snapshot(repo: Path) -> Iterator[Path]:
     """A copy of the repository's package sources to build airstream from.
 
     pip builds a local project in its own folder: it would write ``build/`` (which keeps files that

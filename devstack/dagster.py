@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from devstack import REPO_ROOT
 from devstack.processes import ManagedProcess, free_port
 
 EXAMPLE_DEFINITIONS = Path(__file__).parent / "example_definitions.py"
@@ -37,7 +38,9 @@ def start_dagster(
     tmp.mkdir(exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp)}
+    # The repository's root on the path, for definitions that import devstack (not in the wheel).
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": python_path}
     process = ManagedProcess.start(
         "dagster dev",
         [dagster_executable(), "dev", "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
@@ -66,6 +69,7 @@ class RecordedAssetEvent:
     asset_key: str
     metadata: dict[str, Any]
     timestamp: float
+    partition: str | None = None
 
 
 def recorded_asset_events(instance: Any, after_storage_id: int = 0) -> list[RecordedAssetEvent]:
@@ -92,6 +96,7 @@ def recorded_asset_events(instance: Any, after_storage_id: int = 0) -> list[Reco
                             asset_key=asset_key.to_user_string(),
                             metadata={key: getattr(value, "value", value) for key, value in event.metadata.items()},
                             timestamp=entry.timestamp,
+                            partition=event.partition,
                         )
                     )
                 if not result.has_more:

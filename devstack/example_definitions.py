@@ -11,7 +11,7 @@ import os
 
 from dagster import AssetSpec, Definitions
 
-from dagster_consumer import (
+from airstream.dagster_consumer import (
     AirflowInstance,
     KafkaEventSource,
     assets_with_dag_mappings,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from schemas import DagRunEvent, Event, TaskInstanceEvent
+from airstream.schemas import DagRunEvent, Event, TaskInstanceEvent
 
 Fact = tuple[str, str, str | None, int | None, int | None, str]
 

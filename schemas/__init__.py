@@ -6,15 +6,15 @@ nothing else from each other.
 
 Example::
 
-    from schemas import parse_event
+    from airstream.schemas import parse_event
 
     event = parse_event(message.value)   # raises InvalidEvent / UnsupportedSchemaVersion
     if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
         ...
 """
 
-from schemas.errors import InvalidEvent, UnsupportedSchemaVersion
-from schemas.events import (
+from airstream.schemas.errors import InvalidEvent, UnsupportedSchemaVersion
+from airstream.schemas.events import (
     SCHEMA_VERSION,
     AssetUpdatedEvent,
     DagRunEvent,
@@ -24,8 +24,8 @@ from schemas.events import (
     derive_event_id,
     message_key,
 )
-from schemas.naming import INSTANCE_NAME_PATTERN, InvalidInstanceName, validate_instance_name
-from schemas.parsing import parse_event, serialize_event
+from airstream.schemas.naming import INSTANCE_NAME_PATTERN, InvalidInstanceName, validate_instance_name
+from airstream.schemas.parsing import parse_event, serialize_event
 
 __all__ = [
     "INSTANCE_NAME_PATTERN",

@@ -2,7 +2,7 @@
 
 Version policy: ``schema_version`` is ``MAJOR.MINOR``. A minor version only adds optional
 fields and event types; a new major version may change meaning, and consumers refuse majors
-they do not know (see :func:`schemas.parse_event`).
+they do not know (see :func:`airstream.schemas.parse_event`).
 
 History: 1.0 DAG-run and task-instance events; 1.1 adds the task states ``upstream_failed`` and
 ``removed``, asset events (``asset.updated``), the ``airflow_version`` field and the task ids
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.naming import INSTANCE_NAME_PATTERN
+from airstream.schemas.naming import INSTANCE_NAME_PATTERN
 
 SCHEMA_VERSION = "1.1"
 

@@ -1,6 +1,6 @@
 """The committed JSON Schema documents of the event models.
 
-Regenerate after changing a model: ``python -m schemas.json_schema``. A test fails when the
+Regenerate after changing a model: ``python -m airstream.schemas.json_schema``. A test fails when the
 committed files drift from the models.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from schemas.events import AssetUpdatedEvent, DagRunEvent, TaskInstanceEvent
+from airstream.schemas.events import AssetUpdatedEvent, DagRunEvent, TaskInstanceEvent
 
 JSON_SCHEMA_DIR = Path(__file__).parent / "json"
 

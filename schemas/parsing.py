@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.errors import InvalidEvent, UnsupportedSchemaVersion
-from schemas.events import SCHEMA_VERSION, Event
+from airstream.schemas.errors import InvalidEvent, UnsupportedSchemaVersion
+from airstream.schemas.events import SCHEMA_VERSION, Event
 
 SUPPORTED_MAJOR = int(SCHEMA_VERSION.split(".")[0])
 

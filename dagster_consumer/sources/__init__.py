@@ -1,7 +1,7 @@
 """Where events come from. Every source yields the same ``schemas`` events, so one translation
-serves them all (see :mod:`dagster_consumer.translate`)."""
+serves them all (see :mod:`airstream.dagster_consumer.translate`)."""
 
-from dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, RejectedMessage
-from dagster_consumer.sources.kafka import KafkaEventSource
+from airstream.dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, RejectedMessage
+from airstream.dagster_consumer.sources.kafka import KafkaEventSource
 
 __all__ = ["EventBatch", "EventSource", "EventSourceUnavailable", "KafkaEventSource", "RejectedMessage"]

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import Event
+from airstream.schemas import Event
 
 # A source's own notion of progress (Kafka: partition → next offset), stored in the sensor's cursor.
 # It must be JSON-serialisable.

@@ -10,8 +10,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, Position, RejectedMessage
-from schemas import Event, InvalidEvent, parse_event
+from airstream.dagster_consumer.sources.base import (
+    EventBatch,
+    EventSource,
+    EventSourceUnavailable,
+    Position,
+    RejectedMessage,
+)
+from airstream.schemas import Event, InvalidEvent, parse_event
 
 
 class KafkaEventSource(EventSource):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack import REPO_ROOT
 from devstack.airflow2 import (
     AIRFLOW2_VERSION,
-    REPO_ROOT,
     Airflow2Venv,
     airflow2_env,
     run_airflow2,
@@ -65,4 +65,4 @@ def test_the_environment_runs_the_current_sources_installed_not_editable(airflow
     assert "Editable project location" not in located.stdout
     site_packages = next(airflow2_venv.path.glob("lib/python*/site-packages"))
     for module in ("airflow_listener/hooks.py", "airflow_listener/event_builder.py", "schemas/events.py"):
-        assert (site_packages / module).read_bytes() == (REPO_ROOT / module).read_bytes(), module
+        assert (site_packages / "airstream" / module).read_bytes() == (REPO_ROOT / module).read_bytes(), module

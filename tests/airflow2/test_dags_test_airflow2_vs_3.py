@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from airstream.schemas import Event, parse_event
 from devstack.airflow import OBSERVATION_DAGS, airflow_env, migrate_db, run_airflow
 from devstack.airflow2 import Airflow2Venv, airflow2_env, run_airflow2
 from devstack.broker import Broker, create_topic
-from schemas import Event, parse_event
 
 pytestmark = pytest.mark.integration
 

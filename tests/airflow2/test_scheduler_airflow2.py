@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, instance_for_test
 
-from dagster_consumer import AirflowInstance, KafkaEventSource, build_defs_from_airflow_instance
+from airstream.dagster_consumer import AirflowInstance, KafkaEventSource, build_defs_from_airflow_instance
+from airstream.schemas import Event, parse_event
 from devstack.airflow2 import Airflow2Venv, AirflowApiV1, LocalAirflow2, airflow2_env, start_airflow2
 from devstack.broker import Broker, create_topic
 from devstack.dagster import recorded_asset_events
 from devstack.facts import Fact, facts_from_api, facts_from_events, facts_from_metadata
-from schemas import Event, parse_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

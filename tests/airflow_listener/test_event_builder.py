@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from airflow_listener import __version__
-from airflow_listener.event_builder import (
+from airstream.airflow_listener import __version__
+from airstream.airflow_listener.event_builder import (
     dag_run_event,
     reporting_process,
     runs_in_long_lived_process,
     task_instance_event,
 )
-from schemas import DagRunEvent, EventType, TaskInstanceEvent, parse_event, serialize_event
+from airstream.schemas import DagRunEvent, EventType, TaskInstanceEvent, parse_event, serialize_event
 
 LOGICAL = datetime(2026, 3, 1, tzinfo=timezone.utc)
 START = LOGICAL + timedelta(minutes=1)

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 from typing import Any
 
-from airflow_listener.event_builder import task_instance_event
-from airflow_listener.finished_run import read_finished_run
-from schemas import AssetUpdatedEvent, EventType, TaskInstanceEvent
+from airstream.airflow_listener.event_builder import task_instance_event
+from airstream.airflow_listener.finished_run import read_finished_run
+from airstream.schemas import AssetUpdatedEvent, EventType, TaskInstanceEvent
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_listener.config import ListenerConfig, ListenerConfigError
+from airstream.airflow_listener.config import ListenerConfig, ListenerConfigError
 
 HOME = Path("/opt/airflow-home")
 

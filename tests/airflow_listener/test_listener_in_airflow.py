@@ -14,12 +14,12 @@ from typing import Any
 import jsonschema
 import pytest
 
+from airstream.schemas import Event, EventType, TaskInstanceEvent, message_key, parse_event
+from airstream.schemas.json_schema import JSON_SCHEMA_DIR
 from devstack.airflow import airflow_env, migrate_db, run_airflow
 from devstack.broker import Broker, create_topic
 from devstack.facts import facts_from_events
 from devstack.processes import free_port
-from schemas import Event, EventType, TaskInstanceEvent, message_key, parse_event
-from schemas.json_schema import JSON_SCHEMA_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_the_plugin_is_registered_once_through_its_entry_point(airflow_home: dic
     names = [plugin["name"] for plugin in plugins]
     assert names.count("airstream") == 1, names
     (airstream,) = [plugin for plugin in plugins if plugin["name"] == "airstream"]
-    assert "airflow_listener.hooks" in str(airstream["listeners"])
+    assert "airstream.airflow_listener.hooks" in str(airstream["listeners"])
 
 
 def test_a_successful_dag_publishes_every_task_and_dag_run_event(
@@ -164,7 +164,7 @@ def test_with_the_broker_down_tasks_succeed_and_events_wait_in_the_spool_until_f
 
     up = {**down, "AIRFLOW__AIRSTREAM__BOOTSTRAP_SERVERS": broker.bootstrap_servers}
     flushed = subprocess.run(
-        [sys.executable, "-m", "airflow_listener.spool_cli", "flush"], env=up, capture_output=True, text=True
+        [sys.executable, "-m", "airstream.airflow_listener.spool_cli", "flush"], env=up, capture_output=True, text=True
     )
     assert flushed.returncode == 0, flushed.stdout + flushed.stderr
     assert "delivered 10 event(s)" in flushed.stdout

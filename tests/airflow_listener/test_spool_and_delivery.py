@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from airflow_listener import hooks, spool_cli
-from airflow_listener.config import ListenerConfig
-from airflow_listener.delivery import Publisher
-from airflow_listener.kafka_sink import KafkaSink
-from airflow_listener.spool import Spool
+from airstream.airflow_listener import hooks, spool_cli
+from airstream.airflow_listener.config import ListenerConfig
+from airstream.airflow_listener.delivery import Publisher
+from airstream.airflow_listener.kafka_sink import KafkaSink
+from airstream.airflow_listener.spool import Spool
+from airstream.schemas import EventType, TaskInstanceEvent, message_key, parse_event, serialize_event
+from airstream.schemas.events import DagRunEvent
 from devstack.broker import Broker, read_topic
 from devstack.processes import free_port
-from schemas import EventType, TaskInstanceEvent, message_key, parse_event, serialize_event
-from schemas.events import DagRunEvent
 
 INSTANCE = "test_airflow"
 
@@ -388,7 +388,7 @@ def fresh_hooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_hooks_never_raise(fresh_hooks: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("ERROR", logger="airflow_listener.hooks"):
+    with caplog.at_level("ERROR", logger="airstream.airflow_listener.hooks"):
         assert hooks.on_task_instance_success(None, object()) is None
         assert hooks.on_dag_run_failed(object(), "msg") is None
     assert "on_task_instance_success failed" in caplog.text
@@ -401,7 +401,7 @@ def test_a_bad_configuration_keeps_events_in_the_spool_until_it_is_fixed(
 ) -> None:
     monkeypatch.setenv("AIRFLOW__AIRSTREAM__SECURITY_PROTOCOL", "bogus")
     ti = SimpleNamespace(dag_id="etl", task_id="t", run_id="r", try_number=1, state="success")
-    with caplog.at_level("ERROR", logger="airflow_listener.hooks"):
+    with caplog.at_level("ERROR", logger="airstream.airflow_listener.hooks"):
         assert hooks.on_task_instance_success(None, ti) is None
     assert "security_protocol='BOGUS'" in caplog.text and str(fresh_hooks) in caplog.text
     (kept,) = Spool(fresh_hooks).pending()

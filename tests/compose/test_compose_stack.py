@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -542,11 +544,16 @@ def test_airflow_image_is_3_3_2_and_pinned(compose: dict, pyproject: dict) -> No
 
 def test_dagster_webserver_matches_the_pinned_dagster(compose: dict, pyproject: dict) -> None:
     dockerfile = dockerfile_of(compose, DAGSTER_WEBSERVER)
-    version = pyproject_pin(pyproject["project"]["optional-dependencies"]["dagster"], "dagster")
+    extras = pyproject["project"]["optional-dependencies"]
     run = dockerfile.run_text()
     for package in ("dagster-webserver", "dagster-graphql"):
+        version = pyproject_pin(extras["demo"], package)
         assert f"{package}=={version}" in run, (
-            f"{dockerfile.path.name} does not install {package}=={version} (the dagster extra pins {version})"
+            f"{dockerfile.path.name} does not install {package}=={version} (the demo extra pins {version})"
+        )
+        (dagster_range,) = [r for r in extras["dagster"] if r.startswith("dagster")]
+        assert Version(version) in SpecifierSet(dagster_range.removeprefix("dagster")), (
+            f"the demo's {package}=={version} is outside the dagster extra's {dagster_range}"
         )
 
 
@@ -768,11 +775,13 @@ def test_definitions_does_not_import_airflow(definitions_tree: ast.Module) -> No
     imported = set()
     for node in ast.walk(definitions_tree):
         if isinstance(node, ast.Import):
-            imported |= {alias.name.split(".")[0] for alias in node.names}
+            imported |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
-    assert "airflow" not in imported, f"{DEFINITIONS_FILE.name} imports airflow; the Dagster image has none"
-    assert "dagster_consumer" in imported, f"{DEFINITIONS_FILE.name} does not import dagster_consumer"
+            imported.add(node.module)
+    roots = {name.split(".")[0] for name in imported}
+    assert "airflow" not in roots, f"{DEFINITIONS_FILE.name} imports airflow; the Dagster image has none"
+    assert "airstream.airflow_listener" not in imported, f"{DEFINITIONS_FILE.name} imports the Airflow side"
+    assert "airstream.dagster_consumer" in imported, f"{DEFINITIONS_FILE.name} does not import the consumer"
     assert "defs" in {
         target.id
         for node in definitions_tree.body

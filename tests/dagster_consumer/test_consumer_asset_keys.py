@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from dagster import AssetKey, AssetSpec, Definitions, asset
 
-from dagster_consumer import AirflowAssetKeys, airflow_asset_key
+from airstream.dagster_consumer import AirflowAssetKeys, airflow_asset_key
 
 VALID_COMPONENT = re.compile(r"^[A-Za-z0-9_]+$")
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, InvalidCursor, SeenEvents, SensorCursor
+from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, InvalidCursor, SeenEvents, SensorCursor
 
 
 def ids(n: int) -> list[str]:

@@ -18,7 +18,7 @@ from dagster import (
     asset,
 )
 
-from dagster_consumer import (
+from airstream.dagster_consumer import (
     AirflowAssetKeys,
     AirflowInstance,
     AssetMappings,
@@ -30,8 +30,8 @@ from dagster_consumer import (
     build_defs_from_airflow_instance,
     dag_asset_key,
 )
-from dagster_consumer.mappings import DAG_MAPPING_METADATA_KEY, TASK_MAPPING_METADATA_KEY
-from schemas import validate_instance_name
+from airstream.dagster_consumer.mappings import DAG_MAPPING_METADATA_KEY, TASK_MAPPING_METADATA_KEY
+from airstream.schemas import validate_instance_name
 
 
 def unreachable_source() -> KafkaEventSource:

@@ -13,7 +13,7 @@ from dagster import (
     WeeklyPartitionsDefinition,
 )
 
-from dagster_consumer import NoPartition, partition_for_logical_date
+from airstream.dagster_consumer import NoPartition, partition_for_logical_date
 
 UTC = timezone.utc
 DAILY = DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-02-01")

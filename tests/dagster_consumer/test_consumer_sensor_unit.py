@@ -24,7 +24,7 @@ from dagster import (
     build_sensor_context,
 )
 
-from dagster_consumer import (
+from airstream.dagster_consumer import (
     AirflowInstance,
     AssetMappings,
     EventSourceUnavailable,
@@ -34,10 +34,10 @@ from dagster_consumer import (
     build_airflow_event_sensor,
     build_defs_from_airflow_instance,
 )
-from dagster_consumer.cursor import InvalidCursor
-from dagster_consumer.sources.base import EventBatch, EventSource, Position, RejectedMessage
-from dagster_consumer.translate import EVENT_ID_METADATA_KEY, NO_PARTITION_METADATA_KEY
-from schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
+from airstream.dagster_consumer.cursor import InvalidCursor
+from airstream.dagster_consumer.sources.base import EventBatch, EventSource, Position, RejectedMessage
+from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY, NO_PARTITION_METADATA_KEY
+from airstream.schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
 
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")

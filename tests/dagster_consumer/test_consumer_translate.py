@@ -18,9 +18,9 @@ from dagster import (
     UrlMetadataValue,
 )
 
-from dagster_consumer.asset_keys import AirflowAssetKeys
-from dagster_consumer.mappings import AssetMappings
-from dagster_consumer.translate import (
+from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
+from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.translate import (
     EVENT_ID_METADATA_KEY,
     NO_PARTITION_METADATA_KEY,
     airflow_ui_url,
@@ -28,7 +28,7 @@ from dagster_consumer.translate import (
     order_for_translation,
     translate,
 )
-from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
+from airstream.schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
 
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")

@@ -11,16 +11,16 @@ import pytest
 from dagster import AssetKey, AssetSpec, DagsterInstance, Definitions, build_sensor_context, instance_for_test
 from kafka import KafkaProducer
 
-from dagster_consumer import (
+from airstream.dagster_consumer import (
     AirflowInstance,
     EventSourceUnavailable,
     KafkaEventSource,
     assets_with_task_mappings,
     build_defs_from_airflow_instance,
 )
+from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key, serialize_event
 from devstack.broker import Broker
 from devstack.processes import free_port
-from schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key, serialize_event
 
 pytestmark = pytest.mark.integration
 

@@ -1,12 +1,15 @@
 """The Dagster code location of the completeness test: assets mapped to tasks whose states the
-scheduler decides (an EmptyOperator join, a branch not taken, an upstream failure)."""
+scheduler decides (an EmptyOperator join, a branch not taken, an upstream failure), and a daily
+partitioned asset."""
 
 from __future__ import annotations
 
-from dagster import AssetSpec, Definitions
+from dagster import AssetSpec, DailyPartitionsDefinition, Definitions
 
-from dagster_consumer import assets_with_task_mappings, build_defs_from_airflow_instance
+from airstream.dagster_consumer import assets_with_task_mappings, build_defs_from_airflow_instance
 from devstack.example_definitions import airflow_instance_from_env
+
+DAILY = DailyPartitionsDefinition(start_date="2026-01-01")
 
 defs = build_defs_from_airflow_instance(
     airflow_instance=airflow_instance_from_env(),
@@ -18,6 +21,9 @@ defs = build_defs_from_airflow_instance(
                     "join": [AssetSpec("branch_join")],
                     "right": [AssetSpec("branch_not_taken")],
                     "regions.process": [AssetSpec("region_rollup")],
+                    "left": [
+                        AssetSpec("daily_left", partitions_def=DailyPartitionsDefinition(start_date="2026-01-01"))
+                    ],
                 },
             ),
             *assets_with_task_mappings(

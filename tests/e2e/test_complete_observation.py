@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
+from airstream.dagster_consumer import airflow_asset_key
 from devstack.dagster import RecordedAssetEvent, recorded_asset_events
 from devstack.facts import Fact, facts_from_api, facts_from_metadata
 from devstack.stack import local_stack
@@ -28,6 +29,7 @@ INSTANCE = "complete"
 OBSERVATION_DAGS = Path(__file__).parents[2] / "devstack" / "observation_dags"
 DEFINITIONS = Path(__file__).parent / "observation_definitions.py"
 TRIGGERED = {"observe_branching": "success", "observe_failures": "failed", "observe_asset_producer": "success"}
+LOGICAL_DATES = {"observe_branching": "2026-01-05T06:00:00Z"}  # lands in the daily partition 2026-01-05
 
 
 def _dag_asset_records(instance: DagsterInstance) -> list[RecordedAssetEvent]:
@@ -64,7 +66,7 @@ def test_every_terminal_state_the_scheduler_reaches_is_recorded_in_dagster_once(
         tmp_path, topic=topic, instance_name=INSTANCE, dags_folder=dags, expected_dags=4, definitions=DEFINITIONS
     ) as stack:
         api = stack.airflow.api()
-        runs = {dag_id: api.trigger(dag_id) for dag_id in TRIGGERED}
+        runs = {dag_id: api.trigger(dag_id, logical_date=LOGICAL_DATES.get(dag_id)) for dag_id in TRIGGERED}
         for dag_id, run_id in runs.items():
             assert api.wait_for_run(dag_id, run_id, timeout=240) == TRIGGERED[dag_id], dag_id
         runs["observe_asset_consumer"] = _asset_triggered_run(api, "observe_asset_consumer")
@@ -95,6 +97,18 @@ def test_every_terminal_state_the_scheduler_reaches_is_recorded_in_dagster_once(
     assert by_asset[("region_rollup", "materialization", "success")] == 3
     assert by_asset[("after_failure", "observation", "upstream_failed")] == 1
     assert by_asset[("cleanup_report", "materialization", "success")] == 1
+
+    # A daily partitioned asset gets the partition of the run's logical date.
+    daily = [event for event in everything if event.asset_key == "daily_left" and event.kind == "materialization"]
+    assert [event.partition for event in daily] == ["2026-01-05"]
+
+    # The Airflow asset the producer's task updated is materialized once, naming its producer.
+    orders = airflow_asset_key("s3://warehouse/orders.parquet").to_user_string()
+    updates = [event for event in everything if event.asset_key == orders]
+    assert [(event.kind, event.metadata["airflow/task_id"]) for event in updates] == [
+        ("materialization", "write_orders")
+    ]
+    assert updates[0].metadata["airflow/run_id"] == runs["observe_asset_producer"]
 
     # What the person changed by hand arrives too, on top of what was there.
     hand_set = {fact for fact in after_hand if fact not in expected}

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
+from airstream.schemas import EventType, TaskInstanceEvent, parse_event
 from devstack.broker import read_topic
 from devstack.dagster import RecordedAssetEvent, recorded_asset_events
 from devstack.stack import local_stack
-from schemas import EventType, TaskInstanceEvent, parse_event
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

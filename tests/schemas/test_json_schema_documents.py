@@ -9,10 +9,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent, serialize_event
-from schemas.json_schema import JSON_SCHEMA_DIR, render, schema_documents
+from airstream.schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent, serialize_event
+from airstream.schemas.json_schema import JSON_SCHEMA_DIR, render, schema_documents
 
-REGENERATE = "run `python -m schemas.json_schema` and commit schemas/json/"
+REGENERATE = "run `python -m airstream.schemas.json_schema` and commit schemas/json/"
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

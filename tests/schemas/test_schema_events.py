@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schemas import (
+from airstream.schemas import (
     SCHEMA_VERSION,
     AssetUpdatedEvent,
     DagRunEvent,
