@@ -14,7 +14,12 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, instance_for_test
 
-from airstream.dagster_consumer import AirflowInstance, KafkaEventSource, build_defs_from_airflow_instance
+from airstream.dagster_consumer import (
+    AirflowInstance,
+    KafkaEventSource,
+    airflow_asset_key,
+    build_defs_from_airflow_instance,
+)
 from airstream.schemas import Event, parse_event
 from devstack.airflow2 import Airflow2Venv, AirflowApiV1, LocalAirflow2, airflow2_env, start_airflow2
 from devstack.broker import Broker, create_topic
@@ -126,7 +131,12 @@ def test_every_terminal_state_the_rest_api_reports_is_on_the_topic_and_in_dagste
     with instance_for_test() as instance:
         ticks = _record_in_dagster(instance, broker.bootstrap_servers, topic, on_topic=len(events))
         dag_assets = {AssetKey([INSTANCE, "dag", dag_id]).to_user_string() for dag_id in runs}
-        records = [event for event in recorded_asset_events(instance) if event.asset_key in dag_assets]
+        everything = recorded_asset_events(instance)
+        records = [event for event in everything if event.asset_key in dag_assets]
+        orders = airflow_asset_key("s3://warehouse/orders.parquet").to_user_string()
+        dataset_updates = [
+            (event.kind, event.metadata["airflow/task_id"]) for event in everything if event.asset_key == orders
+        ]
     print(f"Dagster caught up with {len(events)} records in {ticks} tick(s)")
     in_dagster = Counter(facts_from_metadata(record.metadata for record in records))
     event_ids = [record.metadata["airstream/event_id"] for record in records]
@@ -140,3 +150,6 @@ def test_every_terminal_state_the_rest_api_reports_is_on_the_topic_and_in_dagste
         f"extra in Dagster: {sorted((in_dagster - from_rest).elements(), key=str)}"
     )
     assert len(event_ids) == len(set(event_ids)), "an event was recorded twice on its DAG asset"
+    assert dataset_updates == [("materialization", "write_orders")], "the dataset update is recorded once"
+    print(f"terminal states Airflow 2.11.2 reported: {sorted(Counter(f[5] for f in from_rest.elements()).items())}")
+    print(f"terminal states Dagster recorded: {sorted(Counter(f[5] for f in in_dagster.elements()).items())}")
