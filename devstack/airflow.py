@@ -225,6 +225,14 @@ class AirflowRestClient:
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._get(f"/dags/{dag_id}/dagRuns/{run_id}")
 
+    def task_ids(self, dag_id: str) -> list[str]:
+        """The task ids of the DAG as Airflow last parsed it."""
+        return sorted(task["task_id"] for task in self._get(f"/dags/{dag_id}/tasks")["tasks"])
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        state = self._get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")["state"]
+        return None if state is None else str(state)
+
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self._get(f"/dags/{dag_id}/dagRuns", limit=100)["dag_runs"])
 

@@ -2,7 +2,8 @@
 
 Airflow 3's scheduler runs DAGs whose states are partly decided without a task process
 (EmptyOperator joins, branches not taken, short-circuits, trigger rules, upstream failures,
-setup/teardown, a mapped task group, an asset-triggered run). What Airflow reached is read from
+setup/teardown, a mapped task group, an asset-triggered run, a task removed from its DAG while a
+run was going). What Airflow reached is read from
 its REST API; what Dagster recorded is read from the Dagster instance the daemon writes to.
 """
 
@@ -28,8 +29,62 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 INSTANCE = "complete"
 OBSERVATION_DAGS = Path(__file__).parents[2] / "devstack" / "observation_dags"
 DEFINITIONS = Path(__file__).parent / "observation_definitions.py"
-TRIGGERED = {"observe_branching": "success", "observe_failures": "failed", "observe_asset_producer": "success"}
+TRIGGERED = {
+    "observe_branching": "success",
+    "observe_failures": "failed",
+    "observe_asset_producer": "success",
+    "observe_shape": "success",
+}
 LOGICAL_DATES = {"observe_branching": "2026-01-05T06:00:00Z"}  # lands in the daily partition 2026-01-05
+
+
+# A DAG that loses its task `victim` while a run waits in `slow`: Airflow marks `victim` removed.
+SHAPE_DAG = '''"""An Airflow DAG whose shape changes while it runs (written by the completeness test)."""
+import time
+from pathlib import Path
+
+from _compat import DAG, START, task
+
+RELEASE = Path(__file__).with_suffix(".release")
+
+with DAG(dag_id="observe_shape", schedule=None, catchup=False, start_date=START):
+
+    @task
+    def slow() -> None:
+        deadline = time.monotonic() + 180
+        while not RELEASE.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+'''
+SHAPE_DAG_FULL = (
+    SHAPE_DAG
+    + """
+    @task
+    def victim() -> None:
+        pass
+
+    slow() >> victim()
+"""
+)
+SHAPE_DAG_SHRUNK = (
+    SHAPE_DAG
+    + """
+    slow()
+"""
+)
+
+
+def _change_shape_while_running(api: Any, dags: Path, run_id: str, timeout: float = 120) -> None:
+    """Once `slow` runs, drop `victim` from the DAG file, wait until Airflow parsed the change,
+    then let `slow` finish."""
+    deadline = time.monotonic() + timeout
+    while api.task_state("observe_shape", run_id, "slow") != "running":
+        assert time.monotonic() < deadline, "observe_shape's slow task never started"
+        time.sleep(0.5)
+    (dags / "observe_shape.py").write_text(SHAPE_DAG_SHRUNK)
+    while api.task_ids("observe_shape") != ["slow"]:
+        assert time.monotonic() < deadline, "Airflow did not parse the changed observe_shape"
+        time.sleep(1)
+    (dags / "observe_shape.release").touch()
 
 
 def _dag_asset_records(instance: DagsterInstance) -> list[RecordedAssetEvent]:
@@ -61,12 +116,14 @@ def _asset_triggered_run(api: Any, dag_id: str, timeout: float = 120) -> str:
 
 def test_every_terminal_state_the_scheduler_reaches_is_recorded_in_dagster_once(tmp_path: Path) -> None:
     dags = shutil.copytree(OBSERVATION_DAGS, tmp_path / "dags")
+    (dags / "observe_shape.py").write_text(SHAPE_DAG_FULL)
     topic = f"airstream-complete-{uuid.uuid4().hex[:8]}"
     with local_stack(
-        tmp_path, topic=topic, instance_name=INSTANCE, dags_folder=dags, expected_dags=4, definitions=DEFINITIONS
+        tmp_path, topic=topic, instance_name=INSTANCE, dags_folder=dags, expected_dags=5, definitions=DEFINITIONS
     ) as stack:
         api = stack.airflow.api()
         runs = {dag_id: api.trigger(dag_id, logical_date=LOGICAL_DATES.get(dag_id)) for dag_id in TRIGGERED}
+        _change_shape_while_running(api, dags, runs["observe_shape"])
         for dag_id, run_id in runs.items():
             assert api.wait_for_run(dag_id, run_id, timeout=240) == TRIGGERED[dag_id], dag_id
         runs["observe_asset_consumer"] = _asset_triggered_run(api, "observe_asset_consumer")
@@ -86,7 +143,7 @@ def test_every_terminal_state_the_scheduler_reaches_is_recorded_in_dagster_once(
     print(f"terminal states Dagster recorded: {sorted(Counter(f[5] for f in recorded.elements()).items())}")
     assert recorded == expected, f"missing: {expected - recorded}; extra: {recorded - expected}"
     states = Counter(fact[5] for fact in expected)
-    for state in ("success", "failed", "skipped", "upstream_failed"):
+    for state in ("success", "failed", "skipped", "upstream_failed", "removed"):
         assert states[state], f"the DAGs must reach {state} for this test to mean something"
 
     # Scheduler-decided states reach the mapped assets like task-process ones.
