@@ -1,4 +1,4 @@
-"""The sensor's cursor: the source's position, and a window of recently seen event ids.
+"""The sensor's cursor: the sources' positions, and a window of recently seen event ids.
 
 Dagster stores the cursor with each tick, so it is the single record of progress. The event-id
 window turns at-least-once delivery into exactly-once materializations: a duplicate of any of
@@ -71,8 +71,14 @@ class SeenEvents:
 
 @dataclass
 class SensorCursor:
+    """``position``: the event source's (Kafka: partition → next offset); ``seen``: the event-id
+    window; ``rest``: the REST source's state when the sensor uses one, ``{"position": ...,
+    "swept_at": unix seconds of the last gap-repair sweep that caught up}``. Stored as compact
+    JSON; ``rest`` is left out when unused, so a Kafka-only cursor keeps its original form."""
+
     position: dict[str, Any] | None
     seen: SeenEvents
+    rest: dict[str, Any] | None = None
 
     @classmethod
     def parse(cls, raw: str | None, window: int = DEFAULT_DEDUPLICATION_WINDOW) -> SensorCursor:
@@ -84,15 +90,21 @@ class SensorCursor:
             if position is not None and not isinstance(position, dict):
                 raise ValueError(f"position must be an object, got {position!r}")
             seen = SeenEvents.decode(document.get("seen", ""), window)
+            rest = document.get("rest")
+            if rest is not None and not isinstance(rest, dict):
+                raise ValueError(f"rest must be an object, got {rest!r}")
         except (ValueError, KeyError, TypeError, binascii.Error) as error:
             raise InvalidCursor(
                 f"the airstream sensor cursor is unreadable ({error}); to start over, reset the sensor's "
                 "cursor in the Dagster UI (events already recorded may then be recorded again)"
             ) from error
-        return cls(position=position, seen=seen)
+        return cls(position=position, seen=seen, rest=rest)
 
     def serialize(self) -> str:
-        return json.dumps({"position": self.position, "seen": self.seen.encode()}, sort_keys=True)
+        document: dict[str, Any] = {"position": self.position, "seen": self.seen.encode()}
+        if self.rest is not None:
+            document["rest"] = self.rest
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 def _digest(event_id: str) -> bytes:

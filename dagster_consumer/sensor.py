@@ -1,6 +1,20 @@
-"""The sensor that turns events from an Airflow instance into Dagster asset events."""
+"""The sensor that turns events from an Airflow instance into Dagster asset events.
+
+It drives the one consume step (:func:`airstream.dagster_consumer.consume.consume`) in one of
+three modes, chosen by what the instance has:
+
+* **events**: a Kafka event source only; every tick reads the topic;
+* **fallback**: REST access only; every tick polls the REST API
+  (:class:`~airstream.dagster_consumer.sources.rest.RestEventSource`);
+* **gap repair**: both; every tick reads the topic, and every ``gap_repair_interval`` seconds a
+  REST sweep runs through the same step, so what never reached the topic is recorded, and what
+  did is dropped as a duplicate.
+"""
 
 from __future__ import annotations
+
+import time
+from typing import Any
 
 from dagster import (
     DefaultSensorStatus,
@@ -11,16 +25,24 @@ from dagster import (
 )
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
+from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
-from airstream.dagster_consumer.late_events import is_late
-from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
 from airstream.dagster_consumer.mappings import AssetMappings
-from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
-from airstream.schemas import DagRunEvent
+from airstream.dagster_consumer.rest.records import AirflowRestApi
+from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable
+from airstream.dagster_consumer.sources.rest import RestEventSource
+from airstream.dagster_consumer.translate import AssetEvent
+
+DEFAULT_GAP_REPAIR_INTERVAL = 300.0
 
 
 def sensor_name(airflow_instance: AirflowInstance) -> str:
     return f"{airflow_instance.name}__airflow_event_sensor"
+
+
+def _now() -> float:
+    """Unix seconds; one place for tests to replace."""
+    return time.time()
 
 
 def build_airflow_event_sensor(
@@ -30,18 +52,46 @@ def build_airflow_event_sensor(
     minimum_interval_seconds: int = 1,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
+    rest_api: AirflowRestApi | None = None,
+    rest_source: RestEventSource | None = None,
+    gap_repair_interval: float | None = DEFAULT_GAP_REPAIR_INTERVAL,
 ) -> SensorDefinition:
     """A sensor that reads ``airflow_instance``'s events and records them on assets.
 
-    Each tick reads from the position in the sensor's cursor, translates the events, and
-    returns them with the new position; Dagster stores both, so a restart resumes exactly.
+    Each tick reads from the positions in the sensor's cursor, translates the events, and
+    returns them with the new positions; Dagster stores both, so a restart resumes exactly.
     Events from another instance name on the same topic are left to that instance's sensor.
     A ``running`` event whose task try or DAG run already ended (per the cursor's window of seen
     event ids) is not recorded, so a finished task never looks unfinished; the tick's log counts
     it as late. A task mapping that names a task a finished DAG run does not list is reported
     once per process, as a warning in the sensor's log.
+
+    Args:
+        rest_api: the instance's REST client; defaults to ``airflow_instance.rest`` when the
+            instance has one. With no event source this makes the sensor poll REST every tick
+            (fallback); with one, it runs gap-repair sweeps.
+        rest_source: a configured :class:`RestEventSource` instead of ``rest_api`` (overlap,
+            lookback, bounds).
+        gap_repair_interval: seconds between gap-repair sweeps when both sources exist; ``None``
+            or ``0`` disables them. A sweep that could not read everything (its bound was hit)
+            or failed runs again on the next tick.
     """
-    missing_tasks = MissingMappedTasks()  # lives as long as the loaded definitions: once per process
+    event_source = _event_source_of(airflow_instance)
+    rest = _rest_source_of(airflow_instance, rest_api, rest_source)
+    if event_source is None and rest is None:
+        raise ValueError(
+            f"AirflowInstance {airflow_instance.name!r} has neither an event source nor REST access: "
+            "give it event_source=KafkaEventSource(...) or REST access (or pass rest_api=...)"
+        )
+    interval = float(gap_repair_interval or 0)
+    recorder = Recorder(
+        instance_name=airflow_instance.name, mappings=mappings, webserver_url=airflow_instance.webserver_url
+    )
+    sources = " and ".join(
+        [source.describe() for source in (event_source,) if source is not None]
+        + ([f"gap repair from {rest.describe()} every {interval:g} s"] if event_source and rest and interval else [])
+        + ([f"{rest.describe()} (fallback polling)"] if rest is not None and event_source is None else [])
+    )
 
     @sensor(
         name=sensor_name(airflow_instance),
@@ -49,38 +99,78 @@ def build_airflow_event_sensor(
         default_status=default_status,
         description=(
             f"Records the Airflow instance {airflow_instance.name!r}'s task, DAG-run and asset events "
-            f"from {airflow_instance.event_source.describe()} as asset events."
+            f"from {sources} as asset events."
         ),
     )
     def airflow_event_sensor(context: SensorEvaluationContext) -> SensorResult:
         cursor = SensorCursor.parse(context.cursor, window=deduplication_window)
-        batch = airflow_instance.event_source.read(cursor.position)
-        for rejected in batch.rejected:
-            context.log.error(f"airstream: skipped the message at {rejected.where}: {rejected.reason}")
-
         asset_events: list[AssetEvent] = []
-        recorded = duplicates = late = foreign = 0
-        for event in order_for_translation(batch.events):
-            if event.instance != airflow_instance.name:
-                foreign += 1
-                continue
-            if not cursor.seen.add(event.event_id):
-                duplicates += 1
-                continue
-            if is_late(event, cursor.seen):
-                late += 1
-                continue
-            recorded += 1
-            if isinstance(event, DagRunEvent):
-                for warning in missing_tasks.check(event, mappings):
-                    context.log.warning(warning)
-            asset_events.extend(translate(event, mappings=mappings, webserver_url=airflow_instance.webserver_url))
-        cursor.position = batch.position
-        context.log.info(
-            f"airstream: {recorded} event(s) recorded as {len(asset_events)} asset event(s); "
-            f"{duplicates} duplicate(s), {late} late, {foreign} from other instances, "
-            f"{len(batch.rejected)} rejected; {'caught up' if batch.caught_up else 'more to read'}"
-        )
+        if event_source is not None:
+            outcome = consume(event_source, cursor.position, seen=cursor.seen, recorder=recorder)
+            cursor.position = outcome.position
+            asset_events.extend(outcome.asset_events)
+            _log(context, outcome, outcome.summary())
+        if rest is not None:
+            if event_source is None:  # fallback: every tick, failures fail the tick as Kafka's do
+                outcome = _rest_step(rest, cursor, recorder, now=_now())
+                asset_events.extend(outcome.asset_events)
+                _log(context, outcome, f"{outcome.read} read from REST; {outcome.summary()}")
+            elif interval:
+                asset_events.extend(_gap_repair(context, rest, cursor, recorder, interval))
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 
     return airflow_event_sensor
+
+
+def _gap_repair(
+    context: SensorEvaluationContext, rest: RestEventSource, cursor: SensorCursor, recorder: Recorder, interval: float
+) -> list[AssetEvent]:
+    """A sweep when one is due; a failed sweep is logged and retried next tick, the Kafka part
+    of the tick stands."""
+    now = _now()
+    swept_at = (cursor.rest or {}).get("swept_at")
+    if isinstance(swept_at, (int, float)) and now - swept_at < interval:
+        return []
+    try:
+        outcome = _rest_step(rest, cursor, recorder, now=now)
+    except EventSourceUnavailable as error:
+        context.log.error(f"airstream: gap repair from {rest.describe()} failed, retried next tick: {error}")
+        return []
+    _log(
+        context,
+        outcome,
+        f"gap repair: {outcome.read} read from REST, {outcome.recorded} gap-repaired; {outcome.summary()}",
+    )
+    return outcome.asset_events
+
+
+def _rest_step(rest: RestEventSource, cursor: SensorCursor, recorder: Recorder, *, now: float) -> ConsumeOutcome:
+    state = cursor.rest or {}
+    outcome = consume(rest, state.get("position"), seen=cursor.seen, recorder=recorder)
+    swept_at = round(now) if outcome.caught_up else state.get("swept_at")  # not caught up: due again
+    cursor.rest = {"position": outcome.position, **({"swept_at": swept_at} if swept_at is not None else {})}
+    return outcome
+
+
+def _log(context: SensorEvaluationContext, outcome: ConsumeOutcome, line: str) -> None:
+    for rejected in outcome.rejected:
+        context.log.error(f"airstream: skipped the message at {rejected.where}: {rejected.reason}")
+    for warning in outcome.warnings:
+        context.log.warning(warning)
+    context.log.info(f"airstream: {outcome.source}: {line}")
+
+
+def _event_source_of(airflow_instance: AirflowInstance) -> EventSource | None:
+    source = getattr(airflow_instance, "event_source", None)
+    return source if isinstance(source, EventSource) else None
+
+
+def _rest_source_of(
+    airflow_instance: AirflowInstance, rest_api: AirflowRestApi | None, rest_source: RestEventSource | None
+) -> RestEventSource | None:
+    if rest_source is not None:
+        if rest_api is not None:
+            raise ValueError("build_airflow_event_sensor: pass rest_api or rest_source, not both")
+        return rest_source
+    api: Any = rest_api if rest_api is not None else getattr(airflow_instance, "rest", None)
+    return RestEventSource(api, airflow_instance.name) if api is not None else None

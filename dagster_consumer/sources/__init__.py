@@ -3,5 +3,13 @@ serves them all (see :mod:`airstream.dagster_consumer.translate`)."""
 
 from airstream.dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, RejectedMessage
 from airstream.dagster_consumer.sources.kafka import KafkaEventSource
+from airstream.dagster_consumer.sources.rest import RestEventSource
 
-__all__ = ["EventBatch", "EventSource", "EventSourceUnavailable", "KafkaEventSource", "RejectedMessage"]
+__all__ = [
+    "EventBatch",
+    "EventSource",
+    "EventSourceUnavailable",
+    "KafkaEventSource",
+    "RejectedMessage",
+    "RestEventSource",
+]

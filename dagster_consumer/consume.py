@@ -1,0 +1,100 @@
+"""The one consume step: read a batch from a source at a position, drop what was already
+recorded, translate the rest, and hand back the asset events with the source's next position.
+
+Every driver uses it: the sensor's Kafka read, its REST fallback poll and its gap-repair sweep
+(and later ``airstream stream`` and ``airstream replay``), so a fix to ordering, deduplication or
+bad-message handling lands once. Storing is the driver's part (the sensor returns the asset events
+and the cursor to Dagster, which stores both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airstream.dagster_consumer.cursor import SeenEvents
+from airstream.dagster_consumer.late_events import is_late
+from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
+from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.sources.base import EventSource, Position, RejectedMessage
+from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
+from airstream.schemas import DagRunEvent
+
+
+@dataclass
+class Recorder:
+    """What the step needs besides the source: whose events, mapped how, linked where.
+
+    ``missing_tasks`` remembers the missing task mappings already warned about; share one per
+    process so each is reported once.
+    """
+
+    instance_name: str
+    mappings: AssetMappings
+    webserver_url: str | None = None
+    missing_tasks: MissingMappedTasks = field(default_factory=MissingMappedTasks)
+
+
+@dataclass
+class ConsumeOutcome:
+    """What one consume step read, recorded and dropped, and where the source stands now."""
+
+    source: str
+    position: Position
+    asset_events: list[AssetEvent] = field(default_factory=list)
+    read: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    late: int = 0
+    foreign: int = 0
+    rejected: list[RejectedMessage] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    caught_up: bool = True
+
+    def summary(self) -> str:
+        """One log line, e.g. ``3 event(s) recorded as 5 asset event(s); 1 duplicate(s), ...``."""
+        return (
+            f"{self.recorded} event(s) recorded as {len(self.asset_events)} asset event(s); "
+            f"{self.duplicates} duplicate(s), {self.late} late, {self.foreign} from other instances, "
+            f"{len(self.rejected)} rejected; {'caught up' if self.caught_up else 'more to read'}"
+        )
+
+
+def consume(source: EventSource, position: Position | None, *, seen: SeenEvents, recorder: Recorder) -> ConsumeOutcome:
+    """Read ``source`` after ``position`` and translate what ``seen`` does not hold yet.
+
+    ``seen`` (the cursor's window of event ids) is updated in place with every event recorded.
+    Events of another instance are left to that instance's sensor; a ``running`` event whose task
+    try or DAG run already ended is late and not recorded (see
+    :mod:`airstream.dagster_consumer.late_events`). Raises
+    :class:`~airstream.dagster_consumer.sources.base.EventSourceUnavailable` when the source
+    cannot be read; nothing is consumed then.
+
+    Example::
+
+        outcome = consume(kafka_source, cursor.position, seen=cursor.seen, recorder=recorder)
+        cursor.position = outcome.position
+        return SensorResult(asset_events=outcome.asset_events, cursor=cursor.serialize())
+    """
+    batch = source.read(position)
+    outcome = ConsumeOutcome(
+        source=source.describe(),
+        position=batch.position,
+        read=len(batch.events),
+        rejected=list(batch.rejected),
+        caught_up=batch.caught_up,
+    )
+    for event in order_for_translation(batch.events):
+        if event.instance != recorder.instance_name:
+            outcome.foreign += 1
+            continue
+        if not seen.add(event.event_id):
+            outcome.duplicates += 1
+            continue
+        if is_late(event, seen):
+            outcome.late += 1
+            continue
+        outcome.recorded += 1
+        if isinstance(event, DagRunEvent):
+            outcome.warnings.extend(recorder.missing_tasks.check(event, recorder.mappings))
+        outcome.asset_events.extend(translate(event, mappings=recorder.mappings, webserver_url=recorder.webserver_url))
+    return outcome
