@@ -49,25 +49,13 @@ def task_instance_event(instance: str, hook_state: str, task_instance: Any, dag_
     state = hook_state
     if hook_state == "failed" and state_name(getattr(task_instance, "state", None)) == "up_for_retry":
         state = "up_for_retry"
-    dag_run = dag_run if dag_run is not None else _dag_run_of(task_instance)
     return TaskInstanceEvent.new(
-        instance=instance,
         event_type=_TASK_EVENT_TYPES[state],
         state=state,
-        dag_id=task_instance.dag_id,
-        run_id=task_instance.run_id,
-        task_id=task_instance.task_id,
-        map_index=_int(getattr(task_instance, "map_index", None), default=-1),
-        try_number=_int(getattr(task_instance, "try_number", None), default=0),
-        start_date=_datetime(getattr(task_instance, "start_date", None)),
-        end_date=_datetime(getattr(task_instance, "end_date", None)),
-        logical_date=_datetime(getattr(dag_run, "logical_date", None)),
-        run_type=state_name(getattr(dag_run, "run_type", None)),
         hostname=getattr(task_instance, "hostname", None) or None,
         operator=_operator_name(task_instance),
         reported_by=reporting_process(task_instance),
-        producer=PRODUCER,
-        airflow_version=airflow_version(),
+        **_task_instance_fields(instance, task_instance, dag_run),
     )
 
 
@@ -80,34 +68,49 @@ def asset_updated_events(
     references by name) are left out.
     """
     task = task if task is not None else getattr(task_instance, "task", None)
-    dag_run = dag_run if dag_run is not None else _dag_run_of(task_instance)
-    events = []
-    for outlet in getattr(task, "outlets", None) or []:
-        uri = getattr(outlet, "uri", None)
-        if not isinstance(uri, str) or not uri:
-            continue
-        name = getattr(outlet, "name", None)
-        events.append(
-            AssetUpdatedEvent.new(
-                instance=instance,
-                event_type=EventType.ASSET_UPDATED,
-                state="updated",
-                uri=uri,
-                name=name if isinstance(name, str) and name != uri else None,
-                dag_id=task_instance.dag_id,
-                run_id=task_instance.run_id,
-                task_id=task_instance.task_id,
-                map_index=_int(getattr(task_instance, "map_index", None), default=-1),
-                try_number=_int(getattr(task_instance, "try_number", None), default=0),
-                start_date=_datetime(getattr(task_instance, "start_date", None)),
-                end_date=_datetime(getattr(task_instance, "end_date", None)),
-                logical_date=_datetime(getattr(dag_run, "logical_date", None)),
-                run_type=state_name(getattr(dag_run, "run_type", None)),
-                producer=PRODUCER,
-                airflow_version=airflow_version(),
-            )
+    outlets = [outlet for outlet in getattr(task, "outlets", None) or [] if _uri_of(outlet)]
+    if not outlets:
+        return []
+    fields = _task_instance_fields(instance, task_instance, dag_run)
+    return [
+        AssetUpdatedEvent.new(
+            event_type=EventType.ASSET_UPDATED,
+            state="updated",
+            uri=_uri_of(outlet),
+            name=_name_of(outlet),
+            **fields,
         )
-    return events
+        for outlet in outlets
+    ]
+
+
+def _task_instance_fields(instance: str, task_instance: Any, dag_run: Any) -> dict[str, Any]:
+    """What every event about a task instance carries: its identity, dates and run."""
+    dag_run = dag_run if dag_run is not None else _dag_run_of(task_instance)
+    return {
+        "instance": instance,
+        "dag_id": task_instance.dag_id,
+        "run_id": task_instance.run_id,
+        "task_id": task_instance.task_id,
+        "map_index": _int(getattr(task_instance, "map_index", None), default=-1),
+        "try_number": _int(getattr(task_instance, "try_number", None), default=0),
+        "start_date": _datetime(getattr(task_instance, "start_date", None)),
+        "end_date": _datetime(getattr(task_instance, "end_date", None)),
+        "logical_date": _datetime(getattr(dag_run, "logical_date", None)),
+        "run_type": state_name(getattr(dag_run, "run_type", None)),
+        "producer": PRODUCER,
+        "airflow_version": airflow_version(),
+    }
+
+
+def _uri_of(outlet: Any) -> str:
+    uri = getattr(outlet, "uri", None)
+    return uri if isinstance(uri, str) else ""
+
+
+def _name_of(outlet: Any) -> str | None:
+    name = getattr(outlet, "name", None)
+    return name if isinstance(name, str) and name != _uri_of(outlet) else None
 
 
 def dag_run_event(instance: str, hook_state: str, dag_run: Any, task_ids: list[str] | None = None) -> DagRunEvent:
