@@ -214,7 +214,7 @@ def _healthy(url: str) -> bool:
     return httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200
 
 
-class TestRestApi:
+class SharedRestCalls:
     """What Airflow's REST API v1 (Airflow 2) and v2 (Airflow 3) share: the same paths and answers for
     DAG runs and task-instance tries, relative to ``client``'s base URL (``.../api/v1`` or ``.../api/v2``)."""
 
@@ -268,7 +268,7 @@ class TestRestApi:
         return result
 
 
-class AirflowApi(TestRestApi):
+class AirflowApi(SharedRestCalls):
     """The few Airflow REST v2 calls the demo and the tests make (JWT auth)."""
 
     def __init__(self, url: str, username: str, password: str) -> None:

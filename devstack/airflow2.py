@@ -35,7 +35,7 @@ from devstack.airflow import (
     PASSWORD,
     USERNAME,
     AirflowProcesses,
-    TestRestApi,
+    SharedRestCalls,
     inherited_env,
     listener_env,
     migrate_db,
@@ -386,7 +386,7 @@ def _healthy(url: str) -> bool:
 # --------------------------------------------------------------------------- REST API v1
 
 
-class AirflowApiV1(TestRestApi):
+class AirflowApiV1(SharedRestCalls):
     """Airflow 2's REST API v1 (basic auth) with the methods and answers of :class:`devstack.airflow.AirflowApi`."""
 
     def __init__(self, url: str, username: str, password: str) -> None:
