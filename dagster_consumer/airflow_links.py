@@ -56,3 +56,15 @@ def _airflow_2_url(webserver_url: str, event: Event) -> str:
             logical_date = logical_date.replace(tzinfo=timezone.utc)
         query.append(("base_date", logical_date.strftime("%Y-%m-%dT%H:%M:%S%z")))
     return f"{webserver_url}/dags/{quote(event.dag_id, safe='')}/grid?{urlencode(query, quote_via=quote)}"
+
+
+def airflow_dag_url(webserver_url: str, dag_id: str, airflow_version: str | None) -> str:
+    """Link to a DAG in the Airflow UI of ``airflow_version`` (Airflow 3 when ``None``).
+
+    Examples::
+
+        airflow_dag_url("http://af:8080", "etl", "3.3.2")    # http://af:8080/dags/etl
+        airflow_dag_url("http://af:8080", "etl", "2.11.2")   # http://af:8080/dags/etl/grid
+    """
+    url = f"{webserver_url.rstrip('/')}/dags/{quote(dag_id, safe='')}"
+    return f"{url}/grid" if is_airflow_2(airflow_version) else url

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import AssetSpec, DefaultSensorStatus, Definitions
+from dagster import DefaultSensorStatus, Definitions, build_defs_for_component
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, KeyLike
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
-from airstream.dagster_consumer.mappings import AssetMappings, dag_asset_key
-from airstream.dagster_consumer.sensor import build_airflow_event_sensor
+from airstream.dagster_consumer.observation_defs import build_observation_defs
+from airstream.dagster_consumer.peering.filter import AirflowFilter
+from airstream.dagster_consumer.peering.loader import AirflowPeering, rest_api_of
 
 
 def build_defs_from_airflow_instance(
@@ -22,13 +23,24 @@ def build_defs_from_airflow_instance(
     deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
     airflow_asset_keys: Mapping[str, KeyLike] | None = None,
     airflow_asset_key_fn: AirflowAssetKeyFn | None = None,
+    airflow_filter: AirflowFilter | None = None,
+    peering_state_key: str | None = None,
 ) -> Definitions:
-    """Definitions that observe ``airflow_instance`` through its events.
+    """Definitions that observe ``airflow_instance`` through its events, and peer with it over REST.
 
     Adds, to ``defs``: an asset for each DAG that ``defs`` maps assets to (DAGs seen only in
     events are recorded under the same key form, ``[instance, "dag", dag_id]``), and the sensor
     that records task and DAG-run events on the DAG assets and the mapped assets, and Airflow
     asset updates on the Dagster assets their URIs name.
+
+    When the instance has REST access (``airflow_instance.rest``), it also peers: every DAG
+    Airflow lists that ``airflow_filter`` keeps becomes a DAG asset with its description,
+    owners, tags, schedule, file, a link to the Airflow UI and, for DAGs with task mappings,
+    its tasks; Airflow assets (datasets on Airflow 2) become asset specs with their producing
+    and consuming DAGs as lineage; and a job ``<name>__airflow_peering_refresh`` is added. What
+    is fetched is kept in the Dagster instance (see :mod:`airstream.dagster_consumer.peering`):
+    loading the code location again does not call Airflow until a refresh
+    (``airstream peering refresh``).
 
     Args:
         airflow_asset_keys: Airflow asset URI → Dagster asset key, for the Airflow assets you
@@ -36,6 +48,9 @@ def build_defs_from_airflow_instance(
         airflow_asset_key_fn: a function from a URI to a key (or ``None``), for whole families of
             URIs. URIs that neither names get :func:`airflow_asset_key`'s default key, e.g.
             ``s3://warehouse/orders.parquet`` → ``["s3", "warehouse", "orders_parquet"]``.
+        airflow_filter: which DAGs and Airflow assets peering represents (REST access only).
+        peering_state_key: where the peering snapshot is kept in the Dagster instance
+            (default ``airstream_peering__<name>``); unique per deployment.
 
     Example::
 
@@ -52,24 +67,29 @@ def build_defs_from_airflow_instance(
             airflow_asset_keys={"s3://warehouse/orders.parquet": AssetKey(["warehouse", "orders"])},
         )
     """
-    defs = defs or Definitions()
-    mappings = AssetMappings.from_definitions(
-        defs, AirflowAssetKeys(keys=airflow_asset_keys or {}, key_fn=airflow_asset_key_fn)
-    )
-    dag_assets = [
-        AssetSpec(
-            key=dag_asset_key(airflow_instance.name, dag_id),
-            description=f"The Airflow DAG {dag_id!r} on instance {airflow_instance.name!r}.",
-            kinds={"airflow"},
-            metadata={"airflow/dag_id": dag_id, "airflow/instance": airflow_instance.name},
+    keys = AirflowAssetKeys(keys=airflow_asset_keys or {}, key_fn=airflow_asset_key_fn)
+    if rest_api_of(airflow_instance) is None:
+        if airflow_filter is not None:
+            raise ValueError(
+                f"airflow_filter selects the DAGs peering fetches over REST, but Airflow instance "
+                f"{airflow_instance.name!r} has no REST access: give it an auth_backend, or drop airflow_filter"
+            )
+        return build_observation_defs(
+            airflow_instance=airflow_instance,
+            defs=defs,
+            airflow_asset_keys=keys,
+            sensor_minimum_interval_seconds=sensor_minimum_interval_seconds,
+            default_sensor_status=default_sensor_status,
+            deduplication_window=deduplication_window,
         )
-        for dag_id in sorted(mappings.dag_ids)
-    ]
-    sensor = build_airflow_event_sensor(
+    peering = AirflowPeering(
         airflow_instance=airflow_instance,
-        mappings=mappings,
-        minimum_interval_seconds=sensor_minimum_interval_seconds,
-        default_status=default_sensor_status,
+        defs=defs or Definitions(),
+        airflow_filter=airflow_filter or AirflowFilter(),
+        airflow_asset_keys=keys,
+        sensor_minimum_interval_seconds=sensor_minimum_interval_seconds,
+        default_sensor_status=default_sensor_status,
         deduplication_window=deduplication_window,
+        state_key=peering_state_key,
     )
-    return Definitions.merge(defs, Definitions(assets=dag_assets, sensors=[sensor]))
+    return build_defs_for_component(peering)
