@@ -170,7 +170,7 @@ class RestEventSource(EventSource):
 
         if self._airflow_version is None:
             self._airflow_version = self.api.server_info().airflow_version
-        outlets = self._outlets_by_task() if self.asset_updates and task_instances else {}
+        outlets = self._outlets_by_task() if self.asset_updates else {}
 
         by_run: dict[RunKey, list[TaskInstanceRecord]] = {key: [] for key in runs}
         for task_instance in task_instances:

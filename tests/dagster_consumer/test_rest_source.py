@@ -254,8 +254,11 @@ def test_one_read_makes_two_batch_calls_whatever_the_number_of_dags(dag_count: i
 
 def test_no_ended_run_means_one_call() -> None:
     api = FakeRestApi()
-    source(api).read(None)
-    assert dict(api.calls) == {"list_dag_runs": 1, "server_info": 1}
+    rest = source(api)
+    first = rest.read(None)
+    assert dict(api.calls) == {"list_dag_runs": 1, "server_info": 1, "list_assets": 1}, "the first read of a process"
+    rest.read(first.position)
+    assert dict(api.calls) == {"list_dag_runs": 2, "server_info": 1, "list_assets": 1}
 
 
 def test_running_runs_finished_task_instances_are_reported_when_asked() -> None:
