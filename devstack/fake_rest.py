@@ -66,7 +66,7 @@ class FakeRestApi:
         end_date_gte: datetime | None = None,
         limit: int | None = None,
     ) -> list[DagRunRecord]:
-        """Ordered by end date, as the real client asks Airflow (``order_by=end_date``)."""
+        """In id order (the order runs were added), as the real client asks Airflow (``order_by=id``)."""
         self._call("list_dag_runs")
         self.run_queries.append({"states": list(states or []), "end_date_gte": end_date_gte, "limit": limit})
         runs = [
@@ -76,7 +76,6 @@ class FakeRestApi:
             and (states is None or run.state in states)
             and (end_date_gte is None or (run.end_date is not None and run.end_date >= end_date_gte))
         ]
-        runs.sort(key=lambda run: (run.end_date or T0 - timedelta(days=9999), run.dag_id, run.run_id))
         return runs[:limit] if limit is not None else runs
 
     def list_task_instances(

@@ -7,8 +7,10 @@ deduplication then makes the REST path and the event path agree record for recor
 
 What one read costs, whatever the number of DAGs (each list call pages by 100 rows):
 
-1. ``list_dag_runs(states=["success", "failed"], end_date_gte=since, limit=max_runs_per_read)``;
-2. one ``list_task_instances(dag_ids=..., run_ids=...)`` for those runs (skipped when none ended);
+1. ``list_dag_runs(states=["success", "failed"], end_date_gte=since)``: the runs that ended since
+   the mark (one request per 100 runs; in steady state, one);
+2. one ``list_task_instances(dag_ids=..., run_ids=...)`` for the first ``max_runs_per_read`` of them
+   by end date (skipped when none ended): one request per 100 task instances;
 3. with ``report_running_runs=True``, one more ``list_dag_runs(states=["running"])`` whose runs'
    finished task instances join call 2;
 4. ``server_info()`` once per process (the Airflow version, for links), and ``list_assets()``
@@ -93,8 +95,8 @@ class RestEventSource(EventSource):
         overlap: how far before the mark each caught-up read starts again.
         initial_lookback: with no position yet, how far back the first read goes (``None``:
             everything the API keeps).
-        max_runs_per_read: at most this many ended runs per read (the ``limit`` of call 1),
-            which bounds the task instances of call 2. Runs beyond it are read next time.
+        max_runs_per_read: at most this many ended runs are read further per read (their task
+            instances, call 2), the earliest-ending first; the others are read next time.
         report_running_runs: also report the finished task instances of running DAG runs (one
             more call per read), so task-mapped assets do not wait for the whole run.
         asset_updates: build ``asset.updated`` events for successful tasks' outlets.
@@ -161,9 +163,12 @@ class RestEventSource(EventSource):
         return start, start
 
     def _read(self, since: datetime | None, mark: datetime | None) -> EventBatch:
-        ended = self.api.list_dag_runs(states=TERMINAL_RUN_STATES, end_date_gte=since, limit=self.max_runs_per_read)
-        ended = sorted(ended, key=_end_key)
-        truncated = len(ended) >= self.max_runs_per_read
+        # No ``limit`` here: the client lists runs in id order, and a run created earlier can end
+        # later, so a limited page could skip runs that ended before the last one it holds. Run rows
+        # are small (100 a page); the bound applies to what is read further, in end-date order.
+        ended = sorted(self.api.list_dag_runs(states=TERMINAL_RUN_STATES, end_date_gte=since), key=_end_key)
+        truncated = len(ended) > self.max_runs_per_read
+        ended = ended[: self.max_runs_per_read]
         running = self.api.list_dag_runs(states=["running"]) if self.report_running_runs else []
         runs: dict[RunKey, DagRunRecord] = {(run.dag_id, run.run_id): run for run in [*running, *ended]}
         task_instances = self._task_instances(list(runs.values()))

@@ -229,6 +229,19 @@ def test_reads_are_bounded_and_catch_up_over_several_reads_without_losing_a_run(
     assert len(seen) == 500, "every run's task and DAG-run event, once each after deduplication"
 
 
+def test_a_run_created_early_that_ends_late_is_neither_skipped_nor_lost_when_reads_are_bounded() -> None:
+    # The API lists runs in id order: "long" was created first and ended last.
+    runs = [run_record("etl", "long", ended=timedelta(minutes=30))]
+    runs += [run_record("etl", f"short{i}", ended=timedelta(minutes=i)) for i in range(4)]
+    rest = source(FakeRestApi(runs=runs), max_runs_per_read=2)
+    position, order = None, []
+    for _ in range(4):
+        batch = rest.read(position)
+        order += [e.run_id for e in batch.events if e.run_id not in order]
+        position = batch.position
+    assert order == ["short0", "short1", "short2", "short3", "long"], "earliest-ending first, none skipped"
+
+
 def test_a_page_of_runs_sharing_one_end_date_does_not_stall_the_source() -> None:
     runs = [run_record("etl", f"r{i}") for i in range(3)] + [run_record("etl", "later", ended=timedelta(seconds=1))]
     rest = source(FakeRestApi(runs=runs), max_runs_per_read=3)
