@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from airstream.dagster_consumer.peering.component import AirflowInstanceComponent
 from airstream.dagster_consumer.rest.records import (
     AirflowAssetRecord,
+    AirflowRestApi,
     DagRecord,
     DagRunRecord,
     ServerInfo,
@@ -89,3 +92,15 @@ class FakeAirflowApi:
         self, dag_id: str, *, conf: dict[str, object] | None = None, logical_date: datetime | None = None
     ) -> str:
         raise AssertionError("peering never triggers")
+
+
+SHARED_FAKE_API = FakeAirflowApi()
+"""The API every :class:`FakeApiAirflowInstanceComponent` answers from (tests reset its counts)."""
+
+
+@dataclass
+class FakeApiAirflowInstanceComponent(AirflowInstanceComponent):
+    """The YAML component with its REST calls answered by :data:`SHARED_FAKE_API`."""
+
+    def build_rest_api(self) -> AirflowRestApi:
+        return SHARED_FAKE_API
