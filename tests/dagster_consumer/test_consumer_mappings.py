@@ -403,10 +403,15 @@ def test_airflow_instance_accepts_letters_digits_underscores() -> None:
     assert AirflowInstance(name="Prod_2", event_source=unreachable_source()).name == "Prod_2"
 
 
-@pytest.mark.parametrize("event_source", ["127.0.0.1:9092", None, object()])
+@pytest.mark.parametrize("event_source", ["127.0.0.1:9092", object()])
 def test_airflow_instance_rejects_non_event_source(event_source: Any) -> None:
     with pytest.raises(TypeError, match="event_source must be an EventSource"):
         AirflowInstance(name="prod", event_source=event_source)
+
+
+def test_airflow_instance_needs_an_event_source_or_an_auth_backend() -> None:
+    with pytest.raises(ValueError, match="needs event_source .* auth_backend"):
+        AirflowInstance(name="prod")
 
 
 @pytest.mark.parametrize(
