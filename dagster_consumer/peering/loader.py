@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,18 @@ from airstream.dagster_consumer.rest.records import AirflowRestApi
 logger = logging.getLogger("airstream.peering")
 
 _LOADED: dict[str, PeeringComponent] = {}
+_FIRST_FETCH_SUPPRESSED = False
+
+
+@contextmanager
+def first_fetch_suppressed() -> Iterator[None]:
+    """Loads in the block do not fetch when nothing is stored (the refresh command fetches right after)."""
+    global _FIRST_FETCH_SUPPRESSED
+    previous, _FIRST_FETCH_SUPPRESSED = _FIRST_FETCH_SUPPRESSED, True
+    try:
+        yield
+    finally:
+        _FIRST_FETCH_SUPPRESSED = previous
 
 
 def peering_state_key(instance_name: str) -> str:
@@ -116,7 +130,11 @@ class PeeringComponent(StateBackedComponent):
             # No Dagster instance in this process (a plain script): nothing to cache in.
             logger.warning("airstream: no Dagster instance to keep the Airflow peering snapshot in; fetching it now")
             return self._defs_from_snapshot(self._fetch_or_none())
-        if dagster_state.is_initializing() and dagster_state.stored_version(key) is None:
+        if (
+            not _FIRST_FETCH_SUPPRESSED
+            and dagster_state.is_initializing()
+            and dagster_state.stored_version(key) is None
+        ):
             try:
                 version = asyncio.run(self.refresh_state(context.project_root))
             except Exception as error:  # Airflow down at the very first load: observe through events meanwhile

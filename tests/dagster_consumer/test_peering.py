@@ -223,3 +223,31 @@ def test_dags_first_seen_in_events_need_no_refresh(dagster_instance: DagsterInst
     peering neither blocks nor replaces that: the sensor is the same with and without a snapshot."""
     defs = load(FakeAirflowApi())
     assert defs.resolve_sensor_def("prod__airflow_event_sensor").name == "prod__airflow_event_sensor"
+
+
+DEFS_FILE = """
+from dagster import build_defs_for_component
+from airstream.dagster_consumer import AirflowInstance
+from airstream.dagster_consumer.peering.loader import AirflowPeering
+from airstream.dagster_consumer.sources.rest import RestEventSource
+from devstack.fake_peering_api import SHARED_FAKE_API
+
+defs = build_defs_for_component(
+    AirflowPeering(
+        airflow_instance=AirflowInstance(name="clitest", event_source=RestEventSource(SHARED_FAKE_API, "clitest")),
+        rest_api=SHARED_FAKE_API,
+    )
+)
+"""
+
+
+def test_the_refresh_command(dagster_instance: DagsterInstance, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from airstream.dagster_consumer.peering.cli import main
+    from devstack.fake_peering_api import SHARED_FAKE_API
+
+    (tmp_path / "clitest_defs.py").write_text(DEFS_FILE)
+    SHARED_FAKE_API.calls.clear()
+    assert main(["peering", "refresh", "-f", str(tmp_path / "clitest_defs.py")]) == 0
+    assert SHARED_FAKE_API.calls["list_dags"] == 1  # the load did not fetch; the refresh did, once
+    assert "peered with Airflow instance 'clitest'" in capsys.readouterr().out
+    assert main(["peering", "refresh", "-f", str(tmp_path / "clitest_defs.py"), "--instance", "other"]) == 1
