@@ -32,6 +32,10 @@ from airstream.dagster_consumer.mappings import (
     dag_asset_key,
 )
 from airstream.dagster_consumer.partitions import NoPartition, partition_for_logical_date
+from airstream.dagster_consumer.peering.component import AirflowInstanceComponent
+from airstream.dagster_consumer.peering.filter import AirflowFilter
+from airstream.dagster_consumer.peering.loader import AirflowPeering, PeeringRefresh, refresh_airflow_peering
+from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot, fetch_peering_snapshot
 from airstream.dagster_consumer.sensor import build_airflow_event_sensor
 from airstream.dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
 from airstream.dagster_consumer.translate import translate
@@ -40,7 +44,10 @@ from airstream.schemas import InvalidInstanceName
 __all__ = [
     "AirflowAssetKeyFn",
     "AirflowAssetKeys",
+    "AirflowFilter",
     "AirflowInstance",
+    "AirflowInstanceComponent",
+    "AirflowPeering",
     "AssetMappings",
     "EventBatch",
     "EventSource",
@@ -48,6 +55,8 @@ __all__ = [
     "InvalidInstanceName",
     "KafkaEventSource",
     "NoPartition",
+    "PeeringRefresh",
+    "PeeringSnapshot",
     "TaskHandleDict",
     "airflow_asset_key",
     "assets_with_dag_mappings",
@@ -56,6 +65,8 @@ __all__ = [
     "build_airflow_event_sensor",
     "build_defs_from_airflow_instance",
     "dag_asset_key",
+    "fetch_peering_snapshot",
     "partition_for_logical_date",
+    "refresh_airflow_peering",
     "translate",
 ]
