@@ -16,6 +16,7 @@ from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot
 from airstream.dagster_consumer.peering.specs import dag_asset_specs
+from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sensor import build_airflow_event_sensor
 
 
@@ -29,6 +30,7 @@ def build_observation_defs(
     sensor_minimum_interval_seconds: int = 1,
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
     deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
+    rest_api: AirflowRestApi | None = None,
 ) -> Definitions:
     """``defs`` plus the DAG assets (and, with a ``snapshot``, the peered DAGs and Airflow assets) and the sensor.
 
@@ -53,5 +55,6 @@ def build_observation_defs(
         minimum_interval_seconds=sensor_minimum_interval_seconds,
         default_status=default_sensor_status,
         deduplication_window=deduplication_window,
+        rest_api=rest_api,
     )
     return Definitions.merge(defs, Definitions(assets=specs, sensors=[sensor]))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.peering.component import AirflowInstanceComponent
 from airstream.dagster_consumer.rest.records import (
     AirflowAssetRecord,
@@ -102,5 +103,5 @@ SHARED_FAKE_API = FakeAirflowApi()
 class FakeApiAirflowInstanceComponent(AirflowInstanceComponent):
     """The YAML component with its REST calls answered by :data:`SHARED_FAKE_API`."""
 
-    def build_rest_api(self) -> AirflowRestApi:
+    def build_rest_api(self, airflow_instance: AirflowInstance) -> AirflowRestApi:
         return SHARED_FAKE_API

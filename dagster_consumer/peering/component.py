@@ -11,7 +11,7 @@ Dagster component (like Airlift's ``AirflowInstanceComponent``), in a project's 
       auth:
         type: token                 # basic (Airflow 2) | token (Airflow 3 JWT) | bearer (a static token)
         username: dagster
-        password_env: AIRFLOW_PASSWORD      # read when Airflow is called; or password: "{{ env.AIRFLOW_PASSWORD }}"
+        password_env: AIRFLOW_PASSWORD      # or password: "{{ env.AIRFLOW_PASSWORD }}"
       kafka:                        # optional: without it the sensor polls the REST API
         bootstrap_servers: broker:9092
         topic: airflow.events
@@ -50,6 +50,7 @@ from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 from airstream.dagster_consumer.mappings import assets_with_dag_mappings, assets_with_task_mappings
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import PeeringComponent, PeeringSettings, peering_state_key
+from airstream.dagster_consumer.rest.auth import AirflowAuthBackend
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sources.base import EventSource
 
@@ -61,8 +62,8 @@ class AirflowAuth(Resolvable):
     ``type``: ``basic`` (username and password, Airflow 2's REST API v1), ``token`` (username and
     password exchanged for a JWT, Airflow 3's REST API v2) or ``bearer`` (a static token, e.g. a
     managed service's). Secrets either inline (use Dagster's ``"{{ env.NAME }}"`` templating) or
-    by environment variable name (``password_env``, ``token_env``), read only when Airflow is
-    called, so the secret never appears in the component's attributes.
+    by environment variable name (``password_env``, ``token_env``), read when the code location
+    loads, so the secret never appears in the component's attributes or the YAML.
     """
 
     type: Literal["basic", "token", "bearer"]
@@ -137,8 +138,8 @@ class AirflowInstanceComponent(PeeringComponent, Resolvable):
     settings; default ``VERSIONED_STATE_STORAGE`` with ``refresh_if_dev: false``, so even
     ``dagster dev`` reuses the stored snapshot).
 
-    Subclass it and override :meth:`build_rest_api` or :meth:`build_event_source` for a custom
-    auth backend or source.
+    Subclass it and override :meth:`build_auth_backend` (custom auth, e.g. a managed service's
+    token) or :meth:`build_event_source`.
     """
 
     name: str
@@ -157,53 +158,54 @@ class AirflowInstanceComponent(PeeringComponent, Resolvable):
     def defs_state_config(self) -> DefsStateConfig:
         return DefsStateConfig.from_args(self.defs_state, default_key=peering_state_key(self.name))
 
-    def build_rest_api(self) -> AirflowRestApi:
-        """The REST client, from ``webserver_url`` and ``auth``."""
+    def build_auth_backend(self) -> AirflowAuthBackend | None:
+        """The REST auth backend, from ``webserver_url`` and ``auth`` (``None`` without ``auth``)."""
         from airstream.dagster_consumer.rest.auth import BasicAuthBackend, BearerTokenAuthBackend, TokenAuthBackend
-        from airstream.dagster_consumer.rest.client import AirflowRestClient
 
         auth = self.auth
         if auth is None:
-            raise ValueError(
-                f"AirflowInstanceComponent {self.name!r} has no auth: set auth.type to basic, token or bearer"
-            )
+            return None
         if auth.type == "bearer":
-            return AirflowRestClient(
-                BearerTokenAuthBackend(self.webserver_url, auth.secret(auth.token, auth.token_env, "a token"))
-            )
+            return BearerTokenAuthBackend(self.webserver_url, auth.secret(auth.token, auth.token_env, "a token"))
         if not auth.username:
             raise ValueError(f"AirflowInstanceComponent auth type {auth.type!r} needs a username")
         password = auth.secret(auth.password, auth.password_env, "a password")
         backend_cls = BasicAuthBackend if auth.type == "basic" else TokenAuthBackend
-        return AirflowRestClient(backend_cls(self.webserver_url, auth.username, password))
+        return backend_cls(self.webserver_url, auth.username, password)
 
-    def build_event_source(self, rest_api: AirflowRestApi | None) -> EventSource:
-        """Kafka when ``kafka`` is set; otherwise the REST API, polled (fallback mode)."""
-        if self.kafka is not None:
-            from airstream.dagster_consumer.sources.kafka import KafkaEventSource
+    def build_event_source(self) -> EventSource | None:
+        """Kafka when ``kafka`` is set; otherwise ``None``: the sensor then polls the REST API (fallback)."""
+        if self.kafka is None:
+            return None
+        from airstream.dagster_consumer.sources.kafka import KafkaEventSource
 
-            return KafkaEventSource(
-                self.kafka.bootstrap_servers, self.kafka.topic, client_options=self.kafka.client_options or {}
-            )
-        if rest_api is None:
-            raise ValueError(f"AirflowInstanceComponent {self.name!r} needs kafka or auth (REST) to observe Airflow")
-        from airstream.dagster_consumer.sources.rest import RestEventSource
+        return KafkaEventSource(
+            self.kafka.bootstrap_servers, self.kafka.topic, client_options=self.kafka.client_options or {}
+        )
 
-        return RestEventSource(rest_api, self.name)
+    def build_airflow_instance(self) -> AirflowInstance:
+        """The :class:`AirflowInstance` the component observes and peers with."""
+        return AirflowInstance(
+            name=self.name,
+            event_source=self.build_event_source(),
+            webserver_url=self.webserver_url,
+            auth_backend=self.build_auth_backend(),
+        )
+
+    def build_rest_api(self, airflow_instance: AirflowInstance) -> AirflowRestApi | None:
+        """The REST API peering reads (the instance's client); override it to substitute another."""
+        return airflow_instance.rest
 
     @cached_property
     def _settings(self) -> PeeringSettings:
-        rest_api = self.build_rest_api() if self.auth is not None else None
-        instance = AirflowInstance(
-            name=self.name, event_source=self.build_event_source(rest_api), webserver_url=self.webserver_url
-        )
+        instance = self.build_airflow_instance()
         mapped: list[Any] = []
         for task_mapping in self.task_mappings:
             mapped.extend(assets_with_task_mappings(task_mapping.dag_id, {task_mapping.task_id: task_mapping.assets}))
         mapped.extend(assets_with_dag_mappings({m.dag_id: m.assets for m in self.dag_mappings}))
         return PeeringSettings(
             airflow_instance=instance,
-            rest_api=rest_api,
+            rest_api=self.build_rest_api(instance),
             defs=Definitions(assets=_merge_same_keys(mapped)),
             airflow_filter=AirflowFilter(**vars(self.filter)) if self.filter else AirflowFilter(),
             airflow_asset_keys=AirflowAssetKeys(keys=_keys(self.airflow_asset_keys or {})),

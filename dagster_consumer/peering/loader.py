@@ -175,6 +175,7 @@ class PeeringComponent(StateBackedComponent):
             sensor_minimum_interval_seconds=settings.sensor_minimum_interval_seconds,
             default_sensor_status=settings.default_sensor_status,
             deduplication_window=settings.deduplication_window,
+            rest_api=settings.rest_api,
         )
         if not settings.refresh_job:
             return defs
@@ -296,4 +297,4 @@ def loaded_peerings() -> dict[str, PeeringComponent]:
 
 def rest_api_of(airflow_instance: AirflowInstance) -> AirflowRestApi | None:
     """The instance's REST client (``AirflowInstance.rest``), or ``None`` when it has no REST access."""
-    return getattr(airflow_instance, "rest", None)
+    return airflow_instance.rest
