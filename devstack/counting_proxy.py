@@ -136,7 +136,9 @@ class CountingProxy:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="counting-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="counting-proxy", daemon=True
+        )
         self._thread.start()
         return self
 

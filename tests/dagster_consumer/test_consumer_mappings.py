@@ -410,7 +410,7 @@ def test_airflow_instance_rejects_non_event_source(event_source: Any) -> None:
 
 
 def test_airflow_instance_needs_an_event_source_or_an_auth_backend() -> None:
-    with pytest.raises(ValueError, match="needs event_source .* auth_backend"):
+    with pytest.raises(ValueError, match=r"needs event_source .* auth_backend"):
         AirflowInstance(name="prod")
 
 
