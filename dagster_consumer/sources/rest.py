@@ -139,7 +139,7 @@ class RestEventSource(EventSource):
         self._outlets_read_at = 0.0
 
     def describe(self) -> str:
-        url = getattr(self.api, "url", None) or getattr(self.api, "base_url", None)
+        url = getattr(self.api, "webserver_url", None) or getattr(self.api, "url", None)
         return f"rest://{url}" if url else f"rest ({type(self.api).__name__})"
 
     def read(self, position: Position | None) -> EventBatch:

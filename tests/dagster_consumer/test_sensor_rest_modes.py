@@ -7,8 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from dagster import (
@@ -24,6 +23,7 @@ from airstream.dagster_consumer import AirflowInstance, AssetMappings, build_air
 from airstream.dagster_consumer import sensor as sensor_module
 from airstream.dagster_consumer.consume import Recorder, consume
 from airstream.dagster_consumer.cursor import SeenEvents
+from airstream.dagster_consumer.rest.auth import BearerTokenAuthBackend
 from airstream.dagster_consumer.sources.base import EventBatch, EventSource, Position
 from airstream.dagster_consumer.sources.rest import RestEventSource
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY
@@ -74,9 +74,8 @@ def rest_source(api: FakeRestApi) -> RestEventSource:
 
 
 def without_event_source() -> AirflowInstance:
-    """An instance with REST access only. ``AirflowInstance(name=...)`` without ``event_source``
-    arrives with the REST client; a stand-in with the same attributes until then."""
-    return cast(AirflowInstance, SimpleNamespace(name="prod", event_source=None, webserver_url=None))
+    """An instance with REST access only (its client is never built: the tests pass ``rest_source``)."""
+    return AirflowInstance(name="prod", auth_backend=BearerTokenAuthBackend("http://airflow.invalid", "token"))
 
 
 def tick(sensor_def: SensorDefinition, cursor: str | None, instance: DagsterInstance) -> tuple[SensorResult, list[str]]:
@@ -166,9 +165,20 @@ def test_fallback_failure_fails_the_tick_and_keeps_the_cursor(instance: DagsterI
         tick(sensor_def, None, instance)
 
 
-def test_a_sensor_needs_a_source() -> None:
-    with pytest.raises(ValueError, match="neither an event source nor REST access"):
-        build_airflow_event_sensor(airflow_instance=without_event_source(), mappings=MAPPINGS)
+def test_the_instances_rest_client_is_used_by_default(instance: DagsterInstance) -> None:
+    sensor_def = build_airflow_event_sensor(airflow_instance=without_event_source(), mappings=MAPPINGS)
+    assert "rest://http://airflow.invalid (fallback polling)" in (sensor_def.description or "")
+    both = AirflowInstance(
+        name="prod",
+        event_source=ListEventSource(),
+        auth_backend=BearerTokenAuthBackend("http://airflow.invalid", "token"),
+    )
+    described = build_airflow_event_sensor(airflow_instance=both, mappings=MAPPINGS).description or ""
+    assert "gap repair from rest://http://airflow.invalid every 300 s" in described
+    kafka_only = AirflowInstance(name="prod", event_source=ListEventSource())
+    assert "gap repair" not in (
+        build_airflow_event_sensor(airflow_instance=kafka_only, mappings=MAPPINGS).description or ""
+    )
 
 
 # --- gap repair: Kafka every tick, a REST sweep every interval ---------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from dagster import DagsterInstance, SensorDefinition, build_sensor_context
@@ -164,9 +164,9 @@ def _record_event_path(observed: Observed, instance: DagsterInstance, expected: 
         time.sleep(1)
 
 
-def _without_event_source(name: str) -> AirflowInstance:
-    """An instance with REST access only (``AirflowInstance`` without an event source, once it takes one)."""
-    return cast(AirflowInstance, SimpleNamespace(name=name, event_source=None, webserver_url=None))
+def _rest_only(af: RestAirflow) -> AirflowInstance:
+    """The fallback's configuration: REST access, no event source."""
+    return AirflowInstance(name=af.name, auth_backend=af.auth_backend())
 
 
 def _rest_events(observed: Observed) -> list[Event]:
@@ -179,10 +179,14 @@ def _rest_events(observed: Observed) -> list[Event]:
 
 def test_fallback_polling_records_the_same_terminal_events_as_the_event_path(observed: Observed) -> None:
     with DagsterInstance.ephemeral() as from_rest, DagsterInstance.ephemeral() as from_events:
+        rest_only = _rest_only(observed.af)
         sensor_def = build_airflow_event_sensor(
-            airflow_instance=_without_event_source(observed.af.name),
+            airflow_instance=rest_only,
             mappings=AssetMappings(),
-            rest_source=observed.rest_source(initial_lookback=datetime.now(timezone.utc) - observed.t0),
+            # The instance's own client; the first poll looks back to this module's start only.
+            rest_source=RestEventSource(
+                rest_only.require_rest(), rest_only.name, initial_lookback=datetime.now(timezone.utc) - observed.t0
+            ),
         )
         cursor = None
         for _ in range(2):  # the second poll reads the overlap again: nothing new
