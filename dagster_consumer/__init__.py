@@ -36,19 +36,43 @@ from airstream.dagster_consumer.peering.component import AirflowInstanceComponen
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, PeeringRefresh, refresh_airflow_peering
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot, fetch_peering_snapshot
+from airstream.dagster_consumer.rest import (
+    AirflowApiError,
+    AirflowApiVersionError,
+    AirflowAuthBackend,
+    AirflowAuthenticationError,
+    AirflowRestClient,
+    AirflowRestError,
+    AirflowRunTimeout,
+    AirflowUnreachable,
+    BasicAuthBackend,
+    BearerTokenAuthBackend,
+    TokenAuthBackend,
+)
 from airstream.dagster_consumer.sensor import build_airflow_event_sensor
 from airstream.dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
 from airstream.dagster_consumer.translate import translate
+from airstream.dagster_consumer.trigger_dag import build_trigger_dag_asset, build_trigger_dag_op
 from airstream.schemas import InvalidInstanceName
 
 __all__ = [
+    "AirflowApiError",
+    "AirflowApiVersionError",
     "AirflowAssetKeyFn",
     "AirflowAssetKeys",
+    "AirflowAuthBackend",
+    "AirflowAuthenticationError",
     "AirflowFilter",
     "AirflowInstance",
     "AirflowInstanceComponent",
     "AirflowPeering",
+    "AirflowRestClient",
+    "AirflowRestError",
+    "AirflowRunTimeout",
+    "AirflowUnreachable",
     "AssetMappings",
+    "BasicAuthBackend",
+    "BearerTokenAuthBackend",
     "EventBatch",
     "EventSource",
     "EventSourceUnavailable",
@@ -58,12 +82,15 @@ __all__ = [
     "PeeringRefresh",
     "PeeringSnapshot",
     "TaskHandleDict",
+    "TokenAuthBackend",
     "airflow_asset_key",
     "assets_with_dag_mappings",
     "assets_with_multiple_task_mappings",
     "assets_with_task_mappings",
     "build_airflow_event_sensor",
     "build_defs_from_airflow_instance",
+    "build_trigger_dag_asset",
+    "build_trigger_dag_op",
     "dag_asset_key",
     "fetch_peering_snapshot",
     "partition_for_logical_date",
