@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from airstream.dagster_consumer.cursor import SeenEvents
-from airstream.dagster_consumer.late_events import is_late
+from airstream.dagster_consumer.late_events import is_late, is_superseded
 from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.sources.base import EventSource, Position, RejectedMessage
@@ -45,6 +45,7 @@ class ConsumeOutcome:
     recorded: int = 0
     duplicates: int = 0
     late: int = 0
+    superseded: int = 0
     foreign: int = 0
     rejected: list[RejectedMessage] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -54,7 +55,9 @@ class ConsumeOutcome:
         """One log line, e.g. ``3 event(s) recorded as 5 asset event(s); 1 duplicate(s), ...``."""
         return (
             f"{self.recorded} event(s) recorded as {len(self.asset_events)} asset event(s); "
-            f"{self.duplicates} duplicate(s), {self.late} late, {self.foreign} from other instances, "
+            f"{self.duplicates} duplicate(s), {self.late} late, "
+            + (f"{self.superseded} inferred retries superseded, " if self.superseded else "")
+            + f"{self.foreign} from other instances, "
             f"{len(self.rejected)} rejected; {'caught up' if self.caught_up else 'more to read'}"
         )
 
@@ -64,7 +67,8 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
 
     ``seen`` (the cursor's window of event ids) is updated in place with every event recorded.
     Events of another instance are left to that instance's sensor; a ``running`` event whose task
-    try or DAG run already ended is late and not recorded (see
+    try or DAG run already ended is late and not recorded, and so is an event the source inferred
+    (``batch.inferred``) that the same try's recorded terminal event contradicts (see
     :mod:`airstream.dagster_consumer.late_events`). Raises
     :class:`~airstream.dagster_consumer.sources.base.EventSourceUnavailable` when the source
     cannot be read; nothing is consumed then.
@@ -86,6 +90,9 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
     for event in order_for_translation(batch.events):
         if event.instance != recorder.instance_name:
             outcome.foreign += 1
+            continue
+        if event.event_id in batch.inferred and event.event_id not in seen and is_superseded(event, seen):
+            outcome.superseded += 1
             continue
         if not seen.add(event.event_id):
             outcome.duplicates += 1

@@ -46,3 +46,22 @@ def is_late(event: Event, seen: SeenEvents) -> bool:
         is_late(running_of_the_same_try, seen)   # True
     """
     return any(event_id in seen for event_id in terminal_sibling_ids(event))
+
+
+def is_superseded(event: Event, seen: SeenEvents) -> bool:
+    """Whether an ``up_for_retry`` of a task try is contradicted by another terminal event of the
+    same try already in ``seen`` (``success``, ``failed``…): used for events a source inferred.
+
+    Example::
+
+        seen.add(failed_try_1.event_id)   # the listener saw try 1 fail, then a person cleared it
+        is_superseded(inferred_up_for_retry_of_try_1, seen)   # True
+    """
+    if not isinstance(event, TaskInstanceEvent) or event.event_type != EventType.TASK_INSTANCE_UP_FOR_RETRY:
+        return False
+    identity = event.identity()
+    return any(
+        derive_event_id(**{**identity, "event_type": event_type}) in seen
+        for event_type in TERMINAL_TASK_EVENT_TYPES
+        if event_type != EventType.TASK_INSTANCE_UP_FOR_RETRY
+    )

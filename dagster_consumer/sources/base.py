@@ -30,12 +30,18 @@ class RejectedMessage:
 
 @dataclass
 class EventBatch:
-    """Events read in one go, in source order, and the position after them."""
+    """Events read in one go, in source order, and the position after them.
+
+    ``inferred`` holds the ids of events the source deduced rather than read (the REST source's
+    ``up_for_retry`` for a task's earlier tries): the consumer drops one when the same try's own
+    terminal event is already recorded (a try a person cleared ended ``success`` or ``failed``).
+    """
 
     events: list[Event]
     position: Position
     rejected: list[RejectedMessage] = field(default_factory=list)
     caught_up: bool = True
+    inferred: frozenset[str] = frozenset()
 
 
 class EventSource(ABC):

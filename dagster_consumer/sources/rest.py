@@ -32,9 +32,11 @@ What it does not see, compared with the listener:
   ``clear_number=0``. A run cleared and re-run ends with the same id as its first end and is
   deduplicated while that id is in the cursor's window (its new task tries are new facts and are
   recorded); the listener's event for the re-run (``clear_number=1``) is a different fact;
-* an earlier try's own end state: a try followed by another is reported ``up_for_retry``, also
-  when a person cleared a finished try (the listener then said ``success`` or ``failed``), and
-  without that try's dates or hostname;
+* an earlier try's own end state: a try followed by another is reported ``up_for_retry``
+  (without that try's dates or hostname), also when a person cleared a finished try. Such
+  inferred events are marked (``EventBatch.inferred``), and the consumer drops one when the same
+  try's own terminal event (the listener's ``success`` or ``failed``) is already recorded; with
+  REST alone, or when REST reads the try first, the cleared try shows as ``up_for_retry``;
 * states changed in a finished run without the run's end date moving (e.g. a task's state set
   by hand while the run stays finished);
 * asset updates made outside a task, outlets resolved through aliases, and outlets a task had
@@ -184,11 +186,15 @@ class RestEventSource(EventSource):
                 by_run[key].append(task_instance)
 
         events: list[Event] = []
+        inferred: set[str] = set()
         for run in [*running, *ended]:
-            events.extend(self._run_events(run, by_run[(run.dag_id, run.run_id)], outlets))
+            events.extend(self._run_events(run, by_run[(run.dag_id, run.run_id)], outlets, inferred))
 
         return EventBatch(
-            events=events, position=self._next_position(since, mark, ended, truncated), caught_up=not truncated
+            events=events,
+            position=self._next_position(since, mark, ended, truncated),
+            caught_up=not truncated,
+            inferred=frozenset(inferred),
         )
 
     def _task_instances(self, runs: Sequence[DagRunRecord]) -> list[TaskInstanceRecord]:
@@ -221,26 +227,26 @@ class RestEventSource(EventSource):
         run: DagRunRecord,
         task_instances: Iterable[TaskInstanceRecord],
         outlets: dict[tuple[str, str], list[tuple[str, str | None]]],
+        inferred: set[str],
     ) -> list[Event]:
+        """The run's events; the ids of the earlier tries' inferred ``up_for_retry`` go into ``inferred``."""
         task_instances = sorted(task_instances, key=lambda ti: (ti.task_id, ti.map_index))
         events: list[Event] = []
         for task_instance in task_instances:
-            events.extend(self._task_events(run, task_instance))
+            earlier = [
+                self._task_event(run, task_instance, "up_for_retry", attempt, dated=False)
+                for attempt in range(1, task_instance.try_number)
+            ]
+            inferred.update(event.event_id for event in earlier)
+            events.extend(earlier)
+            if task_instance.state in _TASK_EVENT_TYPES:
+                events.append(self._task_event(run, task_instance, task_instance.state, task_instance.try_number))
             if task_instance.state == "success":
                 for uri, name in outlets.get((run.dag_id, task_instance.task_id), []):
                     events.append(self._asset_event(run, task_instance, uri, name))
         if run.state in _RUN_EVENT_TYPES:
             task_ids = sorted({ti.task_id for ti in task_instances if ti.state != "removed"})
             events.append(self._dag_run_event(run, task_ids))
-        return events
-
-    def _task_events(self, run: DagRunRecord, task_instance: TaskInstanceRecord) -> list[TaskInstanceEvent]:
-        events = [
-            self._task_event(run, task_instance, "up_for_retry", attempt, dated=False)
-            for attempt in range(1, task_instance.try_number)
-        ]
-        if task_instance.state in _TASK_EVENT_TYPES:
-            events.append(self._task_event(run, task_instance, task_instance.state, task_instance.try_number))
         return events
 
     def _task_event(

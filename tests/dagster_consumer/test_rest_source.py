@@ -106,6 +106,12 @@ def test_the_rest_source_yields_the_listeners_event_ids_for_the_same_facts(run_s
     assert run_event.task_ids == sorted({t for t, *_ in FACTS if t != "gone"})
 
 
+def test_the_earlier_tries_up_for_retry_are_marked_inferred() -> None:
+    batch = source(_rest_api("success")).read(None)
+    inferred = {(e.task_id, e.try_number) for e in batch.events if e.event_id in batch.inferred}  # type: ignore[union-attr]
+    assert inferred == {("flaky", 1), ("flaky", 2), ("boom", 1)}
+
+
 def test_events_carry_the_runs_facts_and_the_airflow_version() -> None:
     api = _rest_api("success")
     api.airflow_version = "2.11.2"

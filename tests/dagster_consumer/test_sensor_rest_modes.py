@@ -301,3 +301,32 @@ def test_the_cursor_stays_compact_with_both_positions(instance: DagsterInstance,
     assert set(cursor) == {"position", "rest", "seen"}
     assert set(cursor["rest"]["position"]) == {"mark", "next"}
     assert len(result.cursor or "") < 200 + len(cursor["seen"]), "positions cost a few dozen bytes"
+
+
+def test_an_inferred_retry_of_a_cleared_try_is_dropped_when_the_try_ended_otherwise(
+    instance: DagsterInstance, clock: Clock
+) -> None:
+    # Try 1 of `load` succeeded (on the topic), a person cleared it, try 2 succeeded (lost).
+    api = FakeRestApi(runs=[run_record("etl", "r1")], task_instances=[ti_record("load", "success", run_id="r1")])
+    try_1 = listener_like_events(api)[0]
+    api.task_instances = [ti_record("load", "success", run_id="r1", try_number=2)]
+    sensor_def = gap_repair_sensor(ListEventSource([try_1]), api)
+    result, log = tick(sensor_def, None, instance)
+    states = sorted(
+        (e.metadata["airflow/state"].value, e.metadata["airflow/try_number"].value)
+        for e in result.asset_events
+        if "airflow/try_number" in e.metadata
+    )  # type: ignore[union-attr,misc]
+    assert ("up_for_retry", 1) not in states
+    assert ("success", 1) in states and ("success", 2) in states
+    assert any("1 inferred retries superseded" in line for line in log)
+
+
+def test_an_inferred_retry_the_topic_delivered_is_a_plain_duplicate(instance: DagsterInstance, clock: Clock) -> None:
+    api = FakeRestApi(
+        runs=[run_record("etl", "r1")], task_instances=[ti_record("load", "success", run_id="r1", try_number=2)]
+    )
+    on_topic = [e for e in listener_like_events(api) if e.event_type.value == "task_instance.up_for_retry"]
+    result, log = tick(gap_repair_sensor(ListEventSource(on_topic), api), None, instance)
+    assert sum(1 for e in result.asset_events if e.metadata["airflow/state"].value == "up_for_retry") == 2  # type: ignore[union-attr]
+    assert any("gap repair" in line and "1 duplicate(s)" in line for line in log)
