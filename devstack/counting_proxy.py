@@ -123,6 +123,7 @@ class CountingProxy:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._log: list[tuple[str, str]] = []
+        self._statuses: list[tuple[str, str, int]] = []
         self._failures: list[_Failure] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -182,6 +183,12 @@ class CountingProxy:
             return list(self._log)
 
     @property
+    def statuses(self) -> list[tuple[str, str, int]]:
+        """Every answered request as ``(METHOD, pattern, status)``, in answer order (a copy)."""
+        with self._lock:
+            return list(self._statuses)
+
+    @property
     def total(self) -> int:
         with self._lock:
             return sum(self._counts.values())
@@ -196,6 +203,7 @@ class CountingProxy:
         with self._lock:
             self._counts.clear()
             self._log.clear()
+            self._statuses.clear()
 
     @contextmanager
     def counting(self) -> Iterator[CountWindow]:
@@ -235,6 +243,10 @@ class CountingProxy:
             self._failures = [failure for failure in self._failures if failure.remaining > 0]
         return None
 
+    def _answered(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._statuses.append((method, path_pattern(path), status))
+
     def _forward(
         self, method: str, path: str, headers: list[tuple[str, str]], body: bytes | None
     ) -> tuple[int, str, list[tuple[str, str]], bytes]:
@@ -271,6 +283,7 @@ def _handler_for(proxy: CountingProxy) -> type[BaseHTTPRequestHandler]:
             self._reply(status, reason, headers, data)
 
         def _reply(self, status: int, reason: str, headers: list[tuple[str, str]], data: bytes) -> None:
+            proxy._answered(self.command, self.path, status)
             self.send_response(status, reason)
             for name, value in headers:
                 if name.lower() not in _HOP_BY_HOP:
