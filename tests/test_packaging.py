@@ -23,7 +23,7 @@ PACKAGES = ("schemas", "airflow_listener", "dagster_consumer")
 ALLOWED = {
     "schemas": {"pydantic"},
     "airflow_listener": {"airflow", "kafka", "pluggy", "sqlalchemy", "airstream.schemas", "airstream"},
-    "dagster_consumer": {"dagster", "kafka", "airstream.schemas"},
+    "dagster_consumer": {"dagster", "kafka", "requests", "urllib3", "airstream.schemas"},
 }
 
 
