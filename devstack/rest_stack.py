@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -98,31 +97,15 @@ def start_rest_airflow3(
 
     Stops the proxy and every Airflow process when the block ends.
     """
-    topic = topic or f"airstream-rest-{name}-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap_servers, topic)
-    home = work_dir / f"{name}-{uuid.uuid4().hex[:6]}"
+    topic, home = _topic_and_home(work_dir, name, bootstrap_servers, topic)
     env = airflow_env(
         home, bootstrap_servers=bootstrap_servers, topic=topic, instance_name=name, dags_folder=OBSERVATION_DAGS
     )
-    started = time.monotonic()
     with (
         start_airflow(env, log_dir=home / "logs", expected_dags=len(OBSERVATION_DAG_IDS)) as airflow,
-        CountingProxy(airflow.url) as proxy,
+        _behind_proxy(airflow, name=name, major=3, topic=topic, bootstrap_servers=bootstrap_servers) as running,
     ):
-        print(f"\nAirflow 3 ({name}) ready in {time.monotonic() - started:.1f} s at {airflow.url}, proxy {proxy.url}")
-        yield RestAirflow(
-            name=name,
-            major=3,
-            api_version="v2",
-            airflow=airflow,
-            url=proxy.url,
-            upstream_url=airflow.url,
-            username=USERNAME,
-            password=PASSWORD,
-            proxy=proxy,
-            topic=topic,
-            bootstrap_servers=bootstrap_servers,
-        )
+        yield running
 
 
 @contextlib.contextmanager
@@ -132,20 +115,31 @@ def start_rest_airflow2(
     """Airflow 2.11 (webserver, scheduler; its venv built or updated first) with the observation DAGs,
     behind a counting proxy. Stops the proxy and every Airflow process when the block ends."""
     venv = ensure_airflow2_venv()
-    topic = topic or f"airstream-rest-{name}-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap_servers, topic)
-    home = work_dir / f"{name}-{uuid.uuid4().hex[:6]}"
+    topic, home = _topic_and_home(work_dir, name, bootstrap_servers, topic)
     env = airflow2_env(venv, home, bootstrap_servers=bootstrap_servers, topic=topic, instance_name=name)
-    started = time.monotonic()
     with (
         start_airflow2(venv, env, log_dir=home / "logs", expected_dags=len(OBSERVATION_DAG_IDS)) as airflow,
-        CountingProxy(airflow.url) as proxy,
+        _behind_proxy(airflow, name=name, major=2, topic=topic, bootstrap_servers=bootstrap_servers) as running,
     ):
-        print(f"\nAirflow 2 ({name}) ready in {time.monotonic() - started:.1f} s at {airflow.url}, proxy {proxy.url}")
+        yield running
+
+
+def _topic_and_home(work_dir: Path, name: str, bootstrap_servers: str, topic: str | None) -> tuple[str, Path]:
+    topic = topic or f"airstream-rest-{name}-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap_servers, topic)
+    return topic, work_dir / f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+@contextlib.contextmanager
+def _behind_proxy(
+    airflow: LocalAirflow | LocalAirflow2, *, name: str, major: int, topic: str, bootstrap_servers: str
+) -> Iterator[RestAirflow]:
+    with CountingProxy(airflow.url) as proxy:
+        print(f"\nAirflow {major} ({name}) ready at {airflow.url}, proxy {proxy.url}")
         yield RestAirflow(
             name=name,
-            major=2,
-            api_version="v1",
+            major=major,
+            api_version="v2" if major >= 3 else "v1",
             airflow=airflow,
             url=proxy.url,
             upstream_url=airflow.url,

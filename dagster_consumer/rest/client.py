@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, Literal
@@ -343,26 +343,30 @@ class AirflowRestClient:
         return self._request("GET", self._api(path), params=params or None)
 
     def _get_all(self, path: str, key: str) -> list[dict[str, Any]]:
-        """Every item of a paged GET list (``limit``/``offset``, until a short page or ``total_entries``)."""
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._get(path, limit=self.page_limit, offset=len(items))
-            batch = list(page.get(key) or [])
-            items += batch
-            if len(batch) < self.page_limit or len(items) >= int(page.get("total_entries", len(items))):
-                return items
+        """Every item of a paged GET list (``limit``/``offset`` in the query)."""
+        return self._all_pages(lambda offset, size: self._get(path, limit=size, offset=offset), key)
 
     def _post_all(self, path: str, key: str, body: dict[str, Any], *, limit: int | None = None) -> list[dict[str, Any]]:
         """Every item of a paged batch search (``page_offset``/``page_limit`` in the body)."""
+        return self._all_pages(
+            lambda offset, size: self._request(
+                "POST", self._api(path), json={**body, "page_offset": offset, "page_limit": size}
+            ),
+            key,
+            limit=limit,
+        )
+
+    def _all_pages(
+        self, fetch: Callable[[int, int], dict[str, Any]], key: str, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Fetch pages (offset, size) until a short page, ``total_entries``, or ``limit`` items."""
         items: list[dict[str, Any]] = []
         while limit is None or len(items) < limit:
-            page_limit = self.page_limit if limit is None else min(self.page_limit, limit - len(items))
-            page = self._request(
-                "POST", self._api(path), json={**body, "page_offset": len(items), "page_limit": page_limit}
-            )
+            size = self.page_limit if limit is None else min(self.page_limit, limit - len(items))
+            page = fetch(len(items), size)
             batch = list(page.get(key) or [])
             items += batch
-            if len(batch) < page_limit or len(items) >= int(page.get("total_entries", len(items))):
+            if len(batch) < size or len(items) >= int(page.get("total_entries", len(items))):
                 break
         return items
 
