@@ -48,6 +48,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from airstream import __version__
 from airstream.dagster_consumer.rest.records import (
@@ -68,15 +69,7 @@ from airstream.schemas import (
 PRODUCER = f"airstream/{__version__} (rest)"
 
 TERMINAL_RUN_STATES = ("success", "failed")
-_TASK_EVENT_TYPES = {
-    "success": EventType.TASK_INSTANCE_SUCCESS,
-    "failed": EventType.TASK_INSTANCE_FAILED,
-    "up_for_retry": EventType.TASK_INSTANCE_UP_FOR_RETRY,
-    "skipped": EventType.TASK_INSTANCE_SKIPPED,
-    "upstream_failed": EventType.TASK_INSTANCE_UPSTREAM_FAILED,
-    "removed": EventType.TASK_INSTANCE_REMOVED,
-}
-_RUN_EVENT_TYPES = {"success": EventType.DAG_RUN_SUCCESS, "failed": EventType.DAG_RUN_FAILED}
+TERMINAL_TASK_STATES = frozenset({"success", "failed", "up_for_retry", "skipped", "upstream_failed", "removed"})
 
 RunKey = tuple[str, str]  # (dag_id, run_id): run ids are unique per DAG only
 
@@ -239,12 +232,12 @@ class RestEventSource(EventSource):
             ]
             inferred.update(event.event_id for event in earlier)
             events.extend(earlier)
-            if task_instance.state in _TASK_EVENT_TYPES:
+            if task_instance.state in TERMINAL_TASK_STATES:
                 events.append(self._task_event(run, task_instance, task_instance.state, task_instance.try_number))
             if task_instance.state == "success":
                 for uri, name in outlets.get((run.dag_id, task_instance.task_id), []):
                     events.append(self._asset_event(run, task_instance, uri, name))
-        if run.state in _RUN_EVENT_TYPES:
+        if run.state in TERMINAL_RUN_STATES:
             task_ids = sorted({ti.task_id for ti in task_instances if ti.state != "removed"})
             events.append(self._dag_run_event(run, task_ids))
         return events
@@ -253,50 +246,47 @@ class RestEventSource(EventSource):
         self, run: DagRunRecord, task_instance: TaskInstanceRecord, state: str, attempt: int, *, dated: bool = True
     ) -> TaskInstanceEvent:
         return TaskInstanceEvent.new(
-            instance=self.instance_name,
-            event_type=_TASK_EVENT_TYPES[state],
+            event_type=EventType(f"task_instance.{state}"),
             state=state,
-            dag_id=task_instance.dag_id,
-            run_id=task_instance.run_id,
-            task_id=task_instance.task_id,
-            map_index=task_instance.map_index,
-            try_number=attempt,
-            start_date=task_instance.start_date if dated else None,
-            end_date=task_instance.end_date if dated else None,
-            logical_date=run.logical_date,
-            run_type=run.run_type,
             hostname=(task_instance.hostname or None) if dated else None,
             operator=task_instance.operator,
-            producer=PRODUCER,
-            airflow_version=self._airflow_version,
+            **self._task_instance_fields(run, task_instance, attempt, dated=dated),
         )
 
     def _asset_event(
         self, run: DagRunRecord, task_instance: TaskInstanceRecord, uri: str, name: str | None
     ) -> AssetUpdatedEvent:
         return AssetUpdatedEvent.new(
-            instance=self.instance_name,
             event_type=EventType.ASSET_UPDATED,
             state="updated",
             uri=uri,
             name=name if name and name != uri else None,
-            dag_id=task_instance.dag_id,
-            run_id=task_instance.run_id,
-            task_id=task_instance.task_id,
-            map_index=task_instance.map_index,
-            try_number=task_instance.try_number,
-            start_date=task_instance.start_date,
-            end_date=task_instance.end_date,
-            logical_date=run.logical_date,
-            run_type=run.run_type,
-            producer=PRODUCER,
-            airflow_version=self._airflow_version,
+            **self._task_instance_fields(run, task_instance, task_instance.try_number),
         )
+
+    def _task_instance_fields(
+        self, run: DagRunRecord, task_instance: TaskInstanceRecord, attempt: int, *, dated: bool = True
+    ) -> dict[str, Any]:
+        """What every event about one try of a task instance carries: identity, dates, run."""
+        return {
+            "instance": self.instance_name,
+            "dag_id": task_instance.dag_id,
+            "run_id": task_instance.run_id,
+            "task_id": task_instance.task_id,
+            "map_index": task_instance.map_index,
+            "try_number": attempt,
+            "start_date": task_instance.start_date if dated else None,
+            "end_date": task_instance.end_date if dated else None,
+            "logical_date": run.logical_date,
+            "run_type": run.run_type,
+            "producer": PRODUCER,
+            "airflow_version": self._airflow_version,
+        }
 
     def _dag_run_event(self, run: DagRunRecord, task_ids: list[str]) -> DagRunEvent:
         return DagRunEvent.new(
             instance=self.instance_name,
-            event_type=_RUN_EVENT_TYPES[run.state],
+            event_type=EventType(f"dag_run.{run.state}"),
             state=run.state,
             dag_id=run.dag_id,
             run_id=run.run_id,
