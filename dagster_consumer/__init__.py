@@ -50,7 +50,13 @@ from airstream.dagster_consumer.rest import (
     TokenAuthBackend,
 )
 from airstream.dagster_consumer.sensor import build_airflow_event_sensor
-from airstream.dagster_consumer.sources import EventBatch, EventSource, EventSourceUnavailable, KafkaEventSource
+from airstream.dagster_consumer.sources import (
+    EventBatch,
+    EventSource,
+    EventSourceUnavailable,
+    KafkaEventSource,
+    RestEventSource,
+)
 from airstream.dagster_consumer.translate import translate
 from airstream.dagster_consumer.trigger_dag import build_trigger_dag_asset, build_trigger_dag_op
 from airstream.schemas import InvalidInstanceName
@@ -81,6 +87,7 @@ __all__ = [
     "NoPartition",
     "PeeringRefresh",
     "PeeringSnapshot",
+    "RestEventSource",
     "TaskHandleDict",
     "TokenAuthBackend",
     "airflow_asset_key",
