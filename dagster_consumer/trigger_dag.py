@@ -117,7 +117,7 @@ def build_trigger_dag_asset(
             ``[instance name, "dag", dag_id]`` that observation records.
         conf: the run's ``conf``.
         timeout, poll_interval: seconds to wait for the run, and between two looks at its state.
-        name: the op's name (default ``trigger_<instance>__<dag_id>``).
+        name: the op's name (default: the asset key as an identifier, e.g. ``finance__dag_run__ledger_close``).
 
     With time-window partitions, the partition's start is the run's logical date. The
     materialization carries the run id, its state and a link to it; a failed run fails the step.
@@ -129,7 +129,7 @@ def build_trigger_dag_asset(
     )
     asset_spec = spec
 
-    @multi_asset(specs=[asset_spec], name=name or _op_name(airflow_instance, dag_id))
+    @multi_asset(specs=[asset_spec], name=name or asset_spec.key.to_python_identifier())
     def _trigger(context: AssetExecutionContext) -> MaterializeResult:
         logical_date = None
         if context.has_partition_key and isinstance(asset_spec.partitions_def, TimeWindowPartitionsDefinition):

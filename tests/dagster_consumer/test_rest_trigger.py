@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from dagster import AssetKey, AssetSpec, DagsterInstance, DailyPartitionsDefinition, job, materialize
+from dagster import AssetKey, AssetSpec, DagsterInstance, DailyPartitionsDefinition, Definitions, job, materialize
 
 from airstream.dagster_consumer import AirflowInstance
 from airstream.dagster_consumer.rest import AirflowRunTimeout, BasicAuthBackend, TokenAuthBackend
@@ -109,3 +109,17 @@ def test_the_trigger_op_runs_a_dag_of_another_airflow_2_instance() -> None:
         assert result.success
         assert result.output_for_node("trigger_legacy__dag_001") == "manual__0"
         assert airflow2.bodies("POST", "/api/v1/dags/dag_001/dagRuns") == [{"conf": {}}]
+
+
+def test_the_asset_and_the_op_of_one_dag_live_in_one_definitions(airflow3: FakeAirflowHttp) -> None:
+    finance = rest_only(airflow3)
+    asset = build_trigger_dag_asset(finance, "dag_000")
+    trigger = build_trigger_dag_op(finance, "dag_000")
+
+    @job
+    def nightly() -> None:
+        trigger()
+
+    Definitions.validate_loadable(Definitions(assets=[asset], jobs=[nightly]))
+    assert asset.op.name == "finance__dag_run__dag_000"
+    assert trigger.name == "trigger_finance__dag_000"
