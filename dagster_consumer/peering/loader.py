@@ -97,6 +97,7 @@ class PeeringComponent(StateBackedComponent):
     """
 
     last_snapshot: PeeringSnapshot | None = None
+    project_root: Path | None = None  # the project it was last loaded in (LOCAL_FILESYSTEM state lives there)
 
     @abstractmethod
     def peering_settings(self) -> PeeringSettings:
@@ -126,6 +127,7 @@ class PeeringComponent(StateBackedComponent):
     def build_defs(self, context: ComponentLoadContext) -> Definitions:
         key = self.defs_state_config.key
         _LOADED[key] = self  # for the refresh command, which loads the user's definitions in-process
+        self.project_root = context.project_root
         if not dagster_state.has_state_storage():
             # No Dagster instance in this process (a plain script): nothing to cache in.
             logger.warning("airstream: no Dagster instance to keep the Airflow peering snapshot in; fetching it now")
@@ -284,9 +286,10 @@ def refresh_airflow_peering(peering: PeeringComponent, *, instance: DagsterInsta
             print(refresh_airflow_peering(peering, instance=instance).summary())
     """
     with dagster_state.instance_state_storage(instance):
-        version = asyncio.run(peering.refresh_state(Path.cwd()))
+        version = asyncio.run(peering.refresh_state(peering.project_root or Path.cwd()))
     snapshot = peering.last_snapshot
-    assert snapshot is not None  # write_state_to_path sets it
+    if snapshot is None:  # write_state_to_path sets it; a subclass that overrides it must too
+        raise RuntimeError(f"refreshing {peering.defs_state_config.key} stored no snapshot")
     return PeeringRefresh(key=peering.defs_state_config.key, version=version, snapshot=snapshot)
 
 
