@@ -10,7 +10,9 @@ from dagster import (
     AssetSpec,
     DagsterInstance,
     Definitions,
+    SensorResult,
     build_defs_for_component,
+    build_sensor_context,
     instance_for_test,
 )
 
@@ -24,6 +26,7 @@ from airstream.dagster_consumer import (
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, refresh_airflow_peering
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot, fetch_peering_snapshot
+from airstream.schemas import DagRunEvent, EventType
 from devstack.fake_peering_api import FakeAirflowApi
 
 ORDERS = AssetKey(["s3", "warehouse", "orders_parquet"])
@@ -219,10 +222,32 @@ def test_snapshot_round_trips() -> None:
 
 
 def test_dags_first_seen_in_events_need_no_refresh(dagster_instance: DagsterInstance) -> None:
-    """The sensor records events of unlisted DAGs under [instance, "dag", dag_id] (see the sensor tests);
-    peering neither blocks nor replaces that: the sensor is the same with and without a snapshot."""
-    defs = load(FakeAirflowApi())
-    assert defs.resolve_sensor_def("prod__airflow_event_sensor").name == "prod__airflow_event_sensor"
+    """A DAG Airflow did not list when peering ran still gets its records, under [instance, "dag", dag_id]."""
+    load(FakeAirflowApi())  # the snapshot: etl, reports, scratch_tmp
+    event = DagRunEvent.new(
+        instance="prod",
+        event_type=EventType.DAG_RUN_SUCCESS,
+        state=EventType.DAG_RUN_SUCCESS.state,
+        dag_id="born_yesterday",
+        run_id="r1",
+        producer="airstream/test",
+    )
+
+    class OneEvent(NoEvents):
+        def read(self, position: dict | None) -> EventBatch:
+            return EventBatch(events=[] if position else [event], position={"read": True})
+
+    peering = AirflowPeering(
+        airflow_instance=AirflowInstance(name="prod", event_source=OneEvent()),
+        defs=mapped_defs(),
+        rest_api=FakeAirflowApi(),
+    )
+    defs = build_defs_for_component(peering)
+    assert AssetKey(["prod", "dag", "born_yesterday"]) not in specs(defs)
+    sensor = defs.resolve_sensor_def("prod__airflow_event_sensor")
+    result = sensor(build_sensor_context(instance=dagster_instance))
+    assert isinstance(result, SensorResult)
+    assert [e.asset_key for e in result.asset_events] == [AssetKey(["prod", "dag", "born_yesterday"])]
 
 
 DEFS_FILE = """
