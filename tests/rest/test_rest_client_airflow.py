@@ -272,3 +272,16 @@ def test_an_invalid_or_expired_token_is_renewed(triggered: Triggered) -> None:
     with af.proxy.counting() as window:
         client.list_dags()
     assert window.counts[token_path] == 1 and window.counts[dags_path] == 1
+
+
+def test_a_search_costs_the_same_for_one_dag_or_all(triggered: Triggered) -> None:
+    af, client = triggered.af, triggered.client
+    client.list_dags()
+    counts = []
+    for dag_ids in (["observe_branching"], list(af.dag_ids), None):
+        with af.proxy.counting() as window:
+            runs = client.list_dag_runs(dag_ids=dag_ids, end_date_gte=triggered.t0)
+            client.list_task_instances(dag_ids=dag_ids, run_ids=[run.run_id for run in runs])
+        counts.append(window.counts)
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0].total() == 2
