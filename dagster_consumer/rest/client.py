@@ -6,7 +6,7 @@ and reads both dialects into the same records, so nothing else branches on the A
 
 - One :class:`requests.Session` per client (from the auth backend), reused for every call.
 - A timeout on every request.
-- Retries with exponential backoff on connection errors and 502/503/504 (and 500), by urllib3's
+- Retries with exponential backoff on connection errors and 429/500/502/503/504, by urllib3's
   ``Retry`` on the session's adapter: reads (``GET``) and the batch ``.../list`` searches (a
   ``POST`` that changes nothing) are retried; triggering a run is not (it is retried only when
   the connection was never made, so a run is never started twice).
@@ -69,7 +69,7 @@ PAGE_LIMIT = 100
 """The largest page Airflow serves (``[api] maximum_page_limit``)."""
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
 """The DAG-run states :meth:`AirflowRestClient.wait_for_run_completion` stops at."""
-RETRY_STATUSES = (500, 502, 503, 504)
+RETRY_STATUSES = (429, 500, 502, 503, 504)
 ApiVersion = Literal["v1", "v2"]
 
 
@@ -82,7 +82,8 @@ class AirflowRestClient:
         api_version: ``None`` (default) asks the server; ``"v1"`` or ``"v2"`` insists on one and
             raises :class:`AirflowApiVersionError` (saying which the server speaks) if it is not there.
         timeout: seconds per request (connect and read).
-        retries: how many times a failed request is retried (connection errors, 500/502/503/504).
+        retries: how many times a failed request is retried (connection errors, 429, 500/502/503/504;
+            a ``Retry-After`` header is obeyed).
         backoff_factor: the retry wait grows as ``backoff_factor * 2 ** (retry - 1)`` seconds.
         page_limit: results per page, at most 100.
 
@@ -234,7 +235,10 @@ class AirflowRestClient:
         limit: int | None = None,
     ) -> list[DagRunRecord]:
         """DAG runs of all DAGs (or ``dag_ids``), oldest first, from the batch search: one call per
-        100 runs whatever the number of DAGs. ``limit`` stops after that many runs."""
+        100 runs whatever the number of DAGs. ``limit`` stops after that many runs. An empty
+        ``dag_ids`` or ``states`` selects nothing (Airflow would read it as no filter)."""
+        if _selects_nothing(dag_ids, states):
+            return []
         body: dict[str, Any] = {"order_by": "id"}
         if dag_ids is not None:
             body["dag_ids"] = list(dag_ids)
@@ -254,7 +258,10 @@ class AirflowRestClient:
         end_date_gte: datetime | None = None,
     ) -> list[TaskInstanceRecord]:
         """Task instances (their current tries) across DAGs and runs, from the batch search: one call
-        per 100 task instances whatever the number of DAGs or runs."""
+        per 100 task instances whatever the number of DAGs or runs. An empty ``dag_ids``,
+        ``run_ids`` or ``states`` selects nothing (Airflow would read it as no filter)."""
+        if _selects_nothing(dag_ids, run_ids, states):
+            return []
         body: dict[str, Any] = {}
         if self.api_version == "v2":
             body["order_by"] = "id"  # REST API v1 has no order_by here (and refuses unknown fields)
@@ -464,6 +471,10 @@ class AirflowRestClient:
 
 
 # ---------------------------------------------------------------------- reading answers into records
+
+
+def _selects_nothing(*filters: Sequence[str] | None) -> bool:
+    return any(selection is not None and len(selection) == 0 for selection in filters)
 
 
 def _json(response: requests.Response) -> Any:

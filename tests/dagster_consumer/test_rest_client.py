@@ -312,3 +312,23 @@ def test_a_slow_answer_times_out_and_is_retried() -> None:
 def test_invalid_options_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         AirflowRestClient(BasicAuthBackend("http://af:8080", USERNAME, PASSWORD), **bad)  # type: ignore[arg-type]
+
+
+def test_an_empty_selection_selects_nothing_without_asking(fake: FakeAirflowHttp) -> None:
+    fake.add_run("dag_000", "run_1")
+    fake.add_task_instance("dag_000", "run_1", "extract")
+    client = client_for(fake)
+    client.server_info()
+    assert client.list_dag_runs(dag_ids=[]) == []
+    assert client.list_dag_runs(states=[]) == []
+    assert client.list_task_instances(run_ids=[]) == []
+    assert len(fake.requests) <= 2  # the version (and on v2 the token), nothing else
+    assert len(client.list_dag_runs(dag_ids=None)) == 1
+
+
+def test_429_is_retried(fake: FakeAirflowHttp) -> None:
+    client = client_for(fake)
+    client.server_info()
+    fake.fail_next(1, status=429, path=api(fake, "/dags"))
+    assert len(client.list_dags()) == 12
+    assert fake.count("GET", api(fake, "/dags")) == 2
