@@ -73,8 +73,11 @@ def build_airflow_event_sensor(
         rest_source: a configured :class:`RestEventSource` instead of ``rest_api`` (overlap,
             lookback, bounds).
         gap_repair_interval: seconds between gap-repair sweeps when both sources exist; ``None``
-            or ``0`` disables them. A sweep that could not read everything (its bound was hit)
-            or failed runs again on the next tick.
+            or ``0`` disables them. A due sweep waits for a tick that read the topic to its end
+            (what is still on the topic is lag, not a gap); a sweep that hit its bound or failed
+            runs again on the next tick. The deduplication window must hold the events of
+            ``gap_repair_interval`` plus the REST source's ``overlap``, or a sweep records again
+            what the topic delivered before the window forgot it.
     """
     event_source = _event_source_of(airflow_instance)
     rest = _rest_source_of(airflow_instance, rest_api, rest_source)
@@ -105,9 +108,11 @@ def build_airflow_event_sensor(
     def airflow_event_sensor(context: SensorEvaluationContext) -> SensorResult:
         cursor = SensorCursor.parse(context.cursor, window=deduplication_window)
         asset_events: list[AssetEvent] = []
+        topic_caught_up = True
         if event_source is not None:
             outcome = consume(event_source, cursor.position, seen=cursor.seen, recorder=recorder)
             cursor.position = outcome.position
+            topic_caught_up = outcome.caught_up
             asset_events.extend(outcome.asset_events)
             _log(context, outcome, outcome.summary())
         if rest is not None:
@@ -115,7 +120,7 @@ def build_airflow_event_sensor(
                 outcome = _rest_step(rest, cursor, recorder, now=_now())
                 asset_events.extend(outcome.asset_events)
                 _log(context, outcome, f"{outcome.read} read from REST; {outcome.summary()}")
-            elif interval:
+            elif interval and topic_caught_up:  # a topic still being read is lag, not a gap
                 asset_events.extend(_gap_repair(context, rest, cursor, recorder, interval))
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 

@@ -35,14 +35,17 @@ MAPPINGS = AssetMappings(by_task={("etl", "load"): [WAREHOUSE]})
 
 
 class ListEventSource(EventSource):
-    """Events from a list: the position is the index of the next event to read."""
+    """Events from a list: the position is the index of the next event to read; ``per_read``
+    limits a read, as a busy topic does."""
 
-    def __init__(self, events: list[Event] | None = None) -> None:
+    def __init__(self, events: list[Event] | None = None, per_read: int | None = None) -> None:
         self.events: list[Event] = list(events or [])
+        self.per_read = per_read
 
     def read(self, position: Position | None) -> EventBatch:
         start = (position or {}).get("i", 0)
-        return EventBatch(events=self.events[start:], position={"i": len(self.events)})
+        end = len(self.events) if self.per_read is None else min(len(self.events), start + self.per_read)
+        return EventBatch(events=self.events[start:end], position={"i": end}, caught_up=end == len(self.events))
 
     def describe(self) -> str:
         return "memory://kafka-stand-in"
@@ -330,3 +333,15 @@ def test_an_inferred_retry_the_topic_delivered_is_a_plain_duplicate(instance: Da
     result, log = tick(gap_repair_sensor(ListEventSource(on_topic), api), None, instance)
     assert sum(1 for e in result.asset_events if e.metadata["airflow/state"].value == "up_for_retry") == 2  # type: ignore[union-attr]
     assert any("gap repair" in line and "1 duplicate(s)" in line for line in log)
+
+
+def test_a_due_sweep_waits_until_the_topic_is_read_to_its_end(instance: DagsterInstance, clock: Clock) -> None:
+    api = one_run_api()
+    kafka = ListEventSource(listener_like_events(api), per_read=2)  # 3 events: two ticks to read
+    api.calls.clear()
+    sensor_def = gap_repair_sensor(kafka, api)
+    first, _ = tick(sensor_def, None, instance)
+    assert api.calls == {}, "the topic still had events: no sweep"
+    _, log = tick(sensor_def, first.cursor, instance)
+    assert api.calls["list_dag_runs"] == 1
+    assert any("0 gap-repaired" in line and "3 duplicate(s)" in line for line in log), "what the topic held was lag"
