@@ -231,10 +231,9 @@ def test_the_wrong_api_version_says_which_airflow_it_is(triggered: Triggered) ->
         client.list_dags()
 
 
-def test_an_invalid_or_expired_token_is_renewed(triggered: Triggered) -> None:
-    af = triggered.af
-    if af.major != 3:
-        pytest.skip("tokens are Airflow 3's (Airflow 2 uses basic auth)")
+def test_an_invalid_or_expired_token_is_renewed(airflow3_rest: RestAirflow) -> None:
+    """Airflow 3 only: Airflow 2 uses basic auth."""
+    af = airflow3_rest
     import jwt  # PyJWT, installed with Airflow 3 in the dev environment
 
     backend = af.auth_backend()
