@@ -213,7 +213,7 @@ class FakeAirflowHttp:
         segments = path.strip("/").split("/")
         if method == "GET" and path == "/dags":
             dags = [self._dag(dag_id) for dag_id in self.dag_ids]
-            return 200, _page(dags, "dags", int(query["limit"][0]), int(query["offset"][0]))
+            return 200, _page(dags, "dags", int(query.get("limit", ["100"])[0]), int(query.get("offset", ["0"])[0]))
         if method == "GET" and len(segments) == 3 and segments[0] == "dags" and segments[2] == "tasks":
             if segments[1] not in self.dag_ids:
                 return 404, {"detail": f"DAG {segments[1]} not found"}
@@ -223,7 +223,9 @@ class FakeAirflowHttp:
             ]
             return 200, {"tasks": tasks, "total_entries": 2}
         if method == "GET" and path in ("/assets", "/datasets"):
-            return 200, _page(self._assets(), path.strip("/"), int(query["limit"][0]), int(query["offset"][0]))
+            return 200, _page(
+                self._assets(), path.strip("/"), int(query.get("limit", ["100"])[0]), int(query.get("offset", ["0"])[0])
+            )
         if method == "POST" and path == "/dags/~/dagRuns/list":
             runs = [
                 run
