@@ -7,7 +7,8 @@ test session, each behind a counting proxy.
   right backend for the version: JWT on Airflow 3, basic auth on Airflow 2), so its requests are counted.
 - ``proxy``: the :class:`devstack.counting_proxy.CountingProxy`; ``with af.proxy.counting() as window:``
   counts one stretch of a test (``window.count("POST", "/api/v2/dags/~/dagRuns/list")``),
-  ``af.proxy.fail_next(2, status=503)`` makes the next requests fail to test retries.
+  ``af.proxy.fail_next(2, status=503)`` makes the next requests fail to test retries, and
+  ``af.proxy.statuses`` lists ``(method, pattern, status)`` of every answer.
 - ``admin_api()``: devstack's REST helper straight to Airflow (not counted), for setup:
   ``trigger``, ``wait_for_run``, ``set_task_state``, ``dag_runs``.
 - ``airflow``: the devstack handle (env, processes); ``name``, ``topic``, ``bootstrap_servers``:
