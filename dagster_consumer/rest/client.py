@@ -410,6 +410,17 @@ class AirflowRestClient:
             return self.session.request(method, url, params=params, json=json, timeout=self.timeout)
         except AirflowRestError:
             raise
+        except requests.ReadTimeout as exc:
+            if method == "POST" and "/~/" not in path:  # a trigger: sent, not retried, maybe done
+                raise AirflowUnreachable(
+                    f"Airflow at {self.webserver_url} did not answer {method} {path} within {self.timeout:g} s: "
+                    f"{_reason(exc)}. The request reached Airflow and may have taken effect (a run may have "
+                    "started): look for it (list_dag_runs) before sending it again."
+                ) from None
+            raise AirflowUnreachable(
+                f"no answer from Airflow at {self.webserver_url} ({method} {path}) after {self.retries} retries: "
+                f"{_reason(exc)}. Check that Airflow's web/API server is healthy, or raise timeout."
+            ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise AirflowUnreachable(
                 f"no answer from Airflow at {self.webserver_url} ({method} {path}) after {self.retries} retries: "

@@ -332,3 +332,13 @@ def test_429_is_retried(fake: FakeAirflowHttp) -> None:
     fake.fail_next(1, status=429, path=api(fake, "/dags"))
     assert len(client.list_dags()) == 12
     assert fake.count("GET", api(fake, "/dags")) == 2
+
+
+def test_a_trigger_that_times_out_is_not_repeated_and_says_the_run_may_exist() -> None:
+    with FakeAirflowHttp("v2") as fake:
+        client = AirflowRestClient(TokenAuthBackend(fake.url, USERNAME, PASSWORD), timeout=0.3, backoff_factor=0)
+        client.server_info()
+        fake.fail_next(1, status=200, path="/api/v2/dags/dag_000/dagRuns", delay=1.0)
+        with pytest.raises(AirflowUnreachable, match=r"may have taken effect .*look for it"):
+            client.trigger_dag("dag_000")
+        assert fake.count("POST", "/api/v2/dags/dag_000/dagRuns") == 1
