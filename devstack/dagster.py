@@ -103,3 +103,14 @@ def recorded_asset_events(instance: Any, after_storage_id: int = 0) -> list[Reco
                     break
                 cursor = result.cursor
     return sorted(found, key=lambda event: event.storage_id)
+
+
+def tick_and_store(sensor: Any, instance: Any, cursor: str | None, definitions: Any = None) -> tuple[str | None, int]:
+    """Evaluate ``sensor`` once and store its asset events, as Dagster's daemon does; returns the
+    new cursor and how many asset events were stored."""
+    from dagster import build_sensor_context
+
+    result = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=definitions))
+    for asset_event in result.asset_events:
+        instance.report_runless_asset_event(asset_event)
+    return result.cursor, len(result.asset_events)

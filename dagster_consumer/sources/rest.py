@@ -9,8 +9,10 @@ What one read costs, whatever the number of DAGs (each list call pages by 100 ro
 
 1. ``list_dag_runs(states=["success", "failed"], end_date_gte=since)``: the runs that ended since
    the mark (one request per 100 runs; in steady state, one);
-2. one ``list_task_instances(dag_ids=..., run_ids=...)`` for the first ``max_runs_per_read`` of them
-   by end date (skipped when none ended): one request per 100 task instances;
+2. ``list_task_instances(dag_ids=..., run_ids=...)`` for those runs, earliest-ending first, one
+   call per 100 runs (skipped when none ended; one request per 100 task instances): in steady
+   state one call. A read stops after ``max_runs_per_read`` runs, or after the call during which
+   ``max_seconds_per_read`` passed; the runs not read come next time;
 3. with ``report_running_runs=True``, one more ``list_dag_runs(states=["running"])`` whose runs'
    finished task instances join call 2;
 4. ``server_info()`` once per process (the Airflow version, for links), and ``list_assets()``
@@ -73,6 +75,8 @@ TERMINAL_TASK_STATES = frozenset({"success", "failed", "up_for_retry", "skipped"
 
 RunKey = tuple[str, str]  # (dag_id, run_id): run ids are unique per DAG only
 
+_RUNS_PER_CALL = 100  # runs whose task instances one batch call asks for: a page of Airflow's
+
 
 class RestEventSource(EventSource):
     """Airflow events rebuilt from the REST API (v2 on Airflow 3, v1 on Airflow 2.10+).
@@ -92,6 +96,8 @@ class RestEventSource(EventSource):
             everything the API keeps).
         max_runs_per_read: at most this many ended runs are read further per read (their task
             instances, call 2), the earliest-ending first; the others are read next time.
+        max_seconds_per_read: no further call for task instances starts after this long; the
+            runs not read yet are read next time (a sensor tick stays bounded in time).
         report_running_runs: also report the finished task instances of running DAG runs (one
             more call per read), so task-mapped assets do not wait for the whole run.
         asset_updates: build ``asset.updated`` events for successful tasks' outlets.
@@ -109,7 +115,8 @@ class RestEventSource(EventSource):
         *,
         overlap: timedelta = timedelta(minutes=5),
         initial_lookback: timedelta | None = timedelta(days=1),
-        max_runs_per_read: int = 100,
+        max_runs_per_read: int = 1000,
+        max_seconds_per_read: float = 10.0,
         report_running_runs: bool = False,
         asset_updates: bool = True,
         asset_refresh_interval: timedelta = timedelta(minutes=10),
@@ -120,11 +127,14 @@ class RestEventSource(EventSource):
             raise ValueError("RestEventSource: overlap must not be negative")
         if max_runs_per_read < 1:
             raise ValueError("RestEventSource: max_runs_per_read must be positive")
+        if not max_seconds_per_read > 0:
+            raise ValueError("RestEventSource: max_seconds_per_read must be a positive number of seconds")
         self.api = api
         self.instance_name = instance_name
         self.overlap = overlap
         self.initial_lookback = initial_lookback
         self.max_runs_per_read = max_runs_per_read
+        self.max_seconds_per_read = max_seconds_per_read
         self.report_running_runs = report_running_runs
         self.asset_updates = asset_updates
         self.asset_refresh_interval = asset_refresh_interval
@@ -165,8 +175,10 @@ class RestEventSource(EventSource):
         truncated = len(ended) > self.max_runs_per_read
         ended = ended[: self.max_runs_per_read]
         running = self.api.list_dag_runs(states=["running"]) if self.report_running_runs else []
+        task_instances, read = self._task_instances_in_time(running, ended)
+        if read < len(ended):
+            truncated, ended = True, ended[:read]
         runs: dict[RunKey, DagRunRecord] = {(run.dag_id, run.run_id): run for run in [*running, *ended]}
-        task_instances = self._task_instances(list(runs.values()))
 
         if self._airflow_version is None:
             self._airflow_version = self.api.server_info().airflow_version
@@ -189,6 +201,19 @@ class RestEventSource(EventSource):
             caught_up=not truncated,
             inferred=frozenset(inferred),
         )
+
+    def _task_instances_in_time(
+        self, running: Sequence[DagRunRecord], ended: Sequence[DagRunRecord]
+    ) -> tuple[list[TaskInstanceRecord], int]:
+        """The task instances of the running runs and of the ended ones, earliest-ending first, one
+        call per ``_RUNS_PER_CALL`` runs until time is up; returns them and how many ended runs they cover."""
+        deadline = time.monotonic() + self.max_seconds_per_read
+        task_instances = self._task_instances([*running, *ended[:_RUNS_PER_CALL]])
+        read = min(len(ended), _RUNS_PER_CALL)
+        while read < len(ended) and time.monotonic() < deadline:
+            task_instances += self._task_instances(ended[read : read + _RUNS_PER_CALL])
+            read = min(len(ended), read + _RUNS_PER_CALL)
+        return task_instances, read
 
     def _task_instances(self, runs: Sequence[DagRunRecord]) -> list[TaskInstanceRecord]:
         if not runs:

@@ -312,3 +312,34 @@ def test_record_types_are_the_protocols() -> None:
     api: AirflowRestApi = FakeRestApi()
     assert isinstance(api.list_dag_runs(), list)
     assert DagRunRecord and TaskInstanceRecord
+
+
+def test_ended_runs_are_read_a_hundred_per_call_and_all_in_one_read_when_time_allows() -> None:
+    runs = [run_record("etl", f"r{i:03}", ended=timedelta(seconds=i)) for i in range(250)]
+    api = FakeRestApi(runs=runs, task_instances=[ti_record("t", "success", run_id=run.run_id) for run in runs])
+    batch = source(api).read(None)
+    assert api.calls["list_task_instances"] == 3
+    assert batch.caught_up
+    assert len({e.run_id for e in batch.events}) == 250
+
+
+def test_a_read_out_of_time_stops_after_its_first_call_and_continues_next_time() -> None:
+    runs = [run_record("etl", f"r{i:03}", ended=timedelta(seconds=i)) for i in range(250)]
+    api = FakeRestApi(runs=runs, task_instances=[ti_record("t", "success", run_id=run.run_id) for run in runs])
+    rest = source(api, max_seconds_per_read=1e-9)  # time is up as soon as the first call returns
+    first = rest.read(None)
+    assert api.calls["list_task_instances"] == 1
+    assert not first.caught_up
+    assert {e.run_id for e in first.events} == {f"r{i:03}" for i in range(100)}, "the earliest-ending hundred"
+    seen = ids(first.events)
+    position = first.position
+    for _ in range(3):
+        batch = rest.read(position)
+        seen |= ids(batch.events)
+        position = batch.position
+    assert len(seen) == 500, "every run's task and DAG-run event, none lost"
+
+
+def test_max_seconds_per_read_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_seconds_per_read"):
+        source(FakeRestApi(), max_seconds_per_read=0)

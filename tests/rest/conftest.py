@@ -15,6 +15,9 @@ test session, each behind a counting proxy.
   the listener's instance name and where it publishes; ``username``/``password``; ``dag_ids``:
   the four observation DAGs (``devstack/observation_dags``).
 
+Both instances publish to ONE topic (``topic`` is the same on both), as federated instances do:
+each sensor keeps to its own instance's events by name.
+
 Both instances are shared by every test of the session: runs other tests triggered are there too,
 so select your own runs (by the run ids you triggered, or a time window) and never assume an empty
 instance. Each takes 20 to 60 s to start; Airflow 2's venv is built on first use (about a minute).
@@ -22,24 +25,33 @@ instance. Each takes 20 to 60 s to start; Airflow 2's venv is built on first use
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.broker import Broker
+from devstack.broker import Broker, create_topic
 from devstack.rest_stack import RestAirflow, start_rest_airflow2, start_rest_airflow3
 
 
 @pytest.fixture(scope="session")
-def airflow3_rest(broker: Broker, work_dir: Path) -> Iterator[RestAirflow]:
+def federated_topic(broker: Broker) -> str:
+    """The one topic both instances' listeners publish to."""
+    topic = f"airstream-federated-{uuid.uuid4().hex[:8]}"
+    create_topic(broker.bootstrap_servers, topic, partitions=3)
+    return topic
+
+
+@pytest.fixture(scope="session")
+def airflow3_rest(broker: Broker, work_dir: Path, federated_topic: str) -> Iterator[RestAirflow]:
     """Airflow 3.3 (REST API v2, JWT) with the observation DAGs, behind a counting proxy, once per session."""
-    with start_rest_airflow3(work_dir, bootstrap_servers=broker.bootstrap_servers) as airflow:
+    with start_rest_airflow3(work_dir, bootstrap_servers=broker.bootstrap_servers, topic=federated_topic) as airflow:
         yield airflow
 
 
 @pytest.fixture(scope="session")
-def airflow2_rest(broker: Broker, work_dir: Path) -> Iterator[RestAirflow]:
+def airflow2_rest(broker: Broker, work_dir: Path, federated_topic: str) -> Iterator[RestAirflow]:
     """Airflow 2.11 (REST API v1, basic auth) with the observation DAGs, behind a counting proxy, once per session."""
-    with start_rest_airflow2(work_dir, bootstrap_servers=broker.bootstrap_servers) as airflow:
+    with start_rest_airflow2(work_dir, bootstrap_servers=broker.bootstrap_servers, topic=federated_topic) as airflow:
         yield airflow
