@@ -79,6 +79,9 @@ class Publisher:
         with self.spool.drain_lock(timeout) as locked:
             if not locked:
                 return 0  # another process is draining and will take our events too
+            # The lock holder we waited for may just have found the broker dead: do not try again.
+            if not ignore_backoff and self.spool.broker_failed_within(self.config.retry_backoff):
+                return 0
             while time.monotonic() < deadline:
                 batch = self.spool.pending(limit=_BATCH)
                 if not batch:
@@ -96,10 +99,13 @@ class Publisher:
                     return delivered
                 for entry in batch[:acknowledged]:
                     self.spool.remove(entry.path)
+                if acknowledged:
+                    # Only an acknowledgement proves the broker is back; a drain that found nothing
+                    # to send, or sent nothing, leaves another process's back-off in place.
+                    self.spool.mark_broker_available()
                 delivered += acknowledged
                 if acknowledged < len(batch):
                     break
-            self.spool.mark_broker_available()
         return delivered
 
     def close(self) -> None:

@@ -438,3 +438,70 @@ def test_disabled_listener_publishes_nothing(fresh_hooks: Path, monkeypatch: pyt
     assert hooks.on_task_instance_success(None, ti) is None
     assert hooks.get_publisher() is None
     assert not fresh_hooks.exists()
+
+
+# --- the back-off, shared by the processes of a machine ----------------------------------------
+
+
+class _RecordingSink(KafkaSink):
+    """A sink that records which threads tried the broker, and always finds it down."""
+
+    def __init__(self, config: ListenerConfig) -> None:
+        super().__init__(config)
+        self.tried_by: list[str] = []
+
+    def send(self, events: Any, deadline: float) -> int:
+        from airstream.airflow_listener.kafka_sink import DeliveryError
+
+        self.tried_by.append(threading.current_thread().name)
+        raise DeliveryError("Kafka at test did not acknowledge: connection refused")
+
+
+def test_a_drain_queued_on_the_lock_rechecks_the_back_off_after_getting_it(tmp_path: Path) -> None:
+    config = listener_config(tmp_path / "spool", closed_port_address())
+    holder = Spool(config.spool_dir)  # another process, draining while the broker dies
+    sink = _RecordingSink(config)
+    waiter = Publisher(config, sink=sink)
+    waiter.spool.put(task_event())
+    checked = threading.Event()
+    check = waiter.spool.broker_failed_within
+
+    def recording_check(seconds: float) -> bool:
+        checked.set()
+        return check(seconds)
+
+    waiter.spool.broker_failed_within = recording_check  # type: ignore[method-assign]
+    with holder.drain_lock(1.0) as held:
+        assert held
+        queued = threading.Thread(target=waiter.drain, args=(5.0,), name="queued-task")
+        queued.start()
+        assert checked.wait(5), "the queued drain never checked the back-off"
+        holder.mark_broker_unavailable()  # the holder found the broker dead, then lets go
+    queued.join(10)
+    assert not queued.is_alive()
+    assert sink.tried_by == [], "a task queued on the lock tried a broker another process just found dead"
+    assert waiter.spool.count() == 1
+
+
+def test_only_an_acknowledgement_clears_the_back_off(broker: Broker, topic: str, tmp_path: Path) -> None:
+    config = listener_config(tmp_path / "spool", broker.bootstrap_servers, topic)
+    spool = Spool(config.spool_dir)
+    spool.mark_broker_unavailable()  # another process just found the broker dead
+
+    # A drain that finds nothing to send never reached the broker.
+    assert Publisher(config).drain(timeout=1.0, ignore_backoff=True) == 0
+    assert spool.broker_failed_within(config.retry_backoff)
+
+    # A drain that sent nothing (the broker is down for it) leaves the marker too.
+    spool.put(task_event())
+    down = Publisher(listener_config(config.spool_dir, closed_port_address(), topic))
+    assert down.drain(timeout=1.0, ignore_backoff=True) == 0
+    assert spool.broker_failed_within(config.retry_backoff)
+
+    # A real acknowledgement clears it.
+    up = Publisher(config)
+    try:
+        assert up.drain(timeout=10.0, ignore_backoff=True) == 1
+    finally:
+        up.close()
+    assert not spool.broker_failed_within(config.retry_backoff)
