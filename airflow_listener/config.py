@@ -26,6 +26,7 @@ ssl_keyfile            (none)                      client key (mutual TLS)
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,11 @@ class ListenerConfig:
             validate_instance_name(self.instance_name)
         except InvalidInstanceName as error:
             raise ListenerConfigError(f"[{SECTION}] instance_name: {error}") from None
+        for name in ("delivery_timeout", "retry_backoff"):
+            if not math.isfinite(getattr(self, name)):
+                raise ListenerConfigError(
+                    f"[{SECTION}] {name}={getattr(self, name)} is not a finite number of seconds: set a number"
+                )
         if not 0 < self.delivery_timeout <= 8:
             raise ListenerConfigError(
                 f"[{SECTION}] delivery_timeout={self.delivery_timeout} must be in (0, 8] seconds: connecting and "
@@ -122,6 +128,17 @@ class ListenerConfig:
             spool_dir=Path(spool_dir).expanduser() if spool_dir else airflow_home / "airstream-spool",
             instance_name=instance_name,
         )
+
+    @staticmethod
+    def disabled_in(get: Callable[[str], str | None]) -> bool:
+        """Whether ``enabled`` says False, whatever the other options say (an ``enabled`` that is
+        not a boolean does not disable: events are kept rather than lost)."""
+        return (get("enabled") or "").strip().lower() in _FALSE
+
+    @classmethod
+    def disabled_in_airflow(cls) -> bool:
+        """:meth:`disabled_in` for the running Airflow's configuration."""
+        return cls.disabled_in(_airflow_options()[0])
 
     @classmethod
     def from_airflow(cls) -> ListenerConfig:

@@ -45,6 +45,9 @@ def get_publisher() -> Publisher | None:
     """
     global _publisher, _disabled
     if _publisher is None and not _disabled:
+        if ListenerConfig.disabled_in_airflow():
+            _disabled = True  # switched off: nothing is spooled, even if another option is invalid
+            return None
         try:
             config = ListenerConfig.from_airflow()
         except ListenerConfigError as error:
@@ -57,9 +60,6 @@ def get_publisher() -> Publisher | None:
             )
             _publisher = Publisher(config, spool_only=True)
             return _publisher
-        if not config.enabled:
-            _disabled = True
-            return None
         _publisher = Publisher(config)
     return _publisher
 

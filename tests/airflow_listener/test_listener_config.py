@@ -150,3 +150,19 @@ def test_password_is_not_in_repr() -> None:
     assert "hunter2-very-secret" not in repr(config)
     assert "hunter2-very-secret" not in str(config)
     assert "svc-airflow" in repr(config)  # the repr is still useful
+
+
+@pytest.mark.parametrize("option", ["retry_backoff", "delivery_timeout"])
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity"])
+def test_non_finite_seconds_are_refused_naming_the_option(option: str, raw: str) -> None:
+    with pytest.raises(ListenerConfigError) as info:
+        build(**{option: raw})
+    assert f"[airstream] {option}=" in str(info.value)
+    assert "finite" in str(info.value)
+
+
+@pytest.mark.parametrize("raw,disabled", [("False", True), (" off ", True), ("0", True), ("True", False), ("", False)])
+def test_disabled_in_reads_only_the_enabled_option(raw: str, disabled: bool) -> None:
+    assert ListenerConfig.disabled_in(getter({"enabled": raw, "delivery_timeout": "nan"})) is disabled
+    assert ListenerConfig.disabled_in(getter({})) is False
+    assert ListenerConfig.disabled_in(getter({"enabled": "maybe"})) is False  # kept, not lost

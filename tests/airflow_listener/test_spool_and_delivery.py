@@ -505,3 +505,14 @@ def test_only_an_acknowledgement_clears_the_back_off(broker: Broker, topic: str,
     finally:
         up.close()
     assert not spool.broker_failed_within(config.retry_backoff)
+
+
+def test_a_disabled_listener_spools_nothing_even_with_another_option_invalid(
+    fresh_hooks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__ENABLED", "False")
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__SECURITY_PROTOCOL", "bogus")
+    ti = SimpleNamespace(dag_id="etl", task_id="extract", run_id="manual__1", try_number=1, state="success")
+    assert hooks.on_task_instance_success(None, ti) is None
+    assert hooks.get_publisher() is None
+    assert not fresh_hooks.exists()
