@@ -82,6 +82,7 @@ class Publisher:
             # The lock holder we waited for may just have found the broker dead: do not try again.
             if not ignore_backoff and self.spool.broker_failed_within(self.config.retry_backoff):
                 return 0
+            self.spool.remove_stale_temporary_files()
             while time.monotonic() < deadline:
                 batch = self.spool.pending(limit=_BATCH)
                 if not batch:
@@ -97,8 +98,7 @@ class Publisher:
                         self.spool.directory,
                     )
                     return delivered
-                for entry in batch[:acknowledged]:
-                    self.spool.remove(entry.path)
+                self.spool.remove_many([entry.path for entry in batch[:acknowledged]])
                 if acknowledged:
                     # Only an acknowledgement proves the broker is back; a drain that found nothing
                     # to send, or sent nothing, leaves another process's back-off in place.

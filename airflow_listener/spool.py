@@ -3,7 +3,12 @@ broker has acknowledged it. Whatever a crash, a dead broker or a killed task pro
 behind is sent by the next delivery (see :mod:`airstream.airflow_listener.delivery`).
 
 Layout: one JSON file per event, named so that a directory listing is in emission order;
-written to a temporary name, fsynced, then renamed, so a reader never sees half a file.
+written to a temporary name (``.NAME.tmp``), fsynced, renamed, and the directory fsynced, so a
+reader never sees half a file and a written event survives a crash of the process or the host.
+Removals after an acknowledgement are fsynced once per batch (a removal lost to a crash only
+sends an event again, which the consumer drops as a duplicate). Temporary files a crash left
+behind are never sent, and are deleted once they are :data:`STALE_TEMPORARY_SECONDS` old (an
+event is written in well under a second, so a file that old is not being written).
 Files that cannot be read are moved to ``rejected/`` (never deleted) for a person to look at.
 """
 
@@ -14,7 +19,7 @@ import fcntl
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,9 @@ from airstream.schemas import Event, InvalidEvent, parse_event, serialize_event
 log = logging.getLogger(__name__)
 
 _SUFFIX = ".json"
+_TEMPORARY_SUFFIX = ".tmp"
+
+STALE_TEMPORARY_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, final)
+        _fsync_directory(self.directory)
         return final
 
     def pending(self, limit: int | None = None) -> list[SpooledEvent]:
@@ -71,8 +80,38 @@ class Spool:
         return len(self._paths())
 
     def remove(self, path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        self.remove_many([path])
+
+    def remove_many(self, paths: Sequence[Path]) -> None:
+        """Remove delivered events, with one directory fsync for all of them."""
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if paths:
+            _fsync_directory(self.directory)
+
+    def remove_stale_temporary_files(self, older_than: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+        """Delete the temporary files a crashed writer left, once they are ``older_than`` seconds
+        old (never one being written). Returns what was deleted."""
+        try:
+            names = [name for name in os.listdir(self.directory) if name.endswith(_TEMPORARY_SUFFIX)]
+        except FileNotFoundError:
+            return []
+        now = time.time()
+        removed: list[Path] = []
+        for name in names:
+            path = self.directory / name
+            try:
+                if now - path.stat().st_mtime < older_than:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed.append(path)
+        if removed:
+            _fsync_directory(self.directory)
+            log.warning("airstream: removed %d temporary file(s) a crash left in %s", len(removed), self.directory)
+        return removed
 
     @contextlib.contextmanager
     def drain_lock(self, timeout: float) -> Iterator[bool]:
@@ -114,7 +153,9 @@ class Spool:
 
     def _paths(self) -> list[Path]:
         try:
-            names = sorted(name for name in os.listdir(self.directory) if name.endswith(_SUFFIX))
+            names = sorted(
+                name for name in os.listdir(self.directory) if name.endswith(_SUFFIX) and not name.startswith(".")
+            )
         except FileNotFoundError:
             return []
         return [self.directory / name for name in names]
@@ -129,3 +170,12 @@ class Spool:
                 error,
                 self.rejected_directory,
             )
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the creations, renames and removals in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -516,3 +516,76 @@ def test_a_disabled_listener_spools_nothing_even_with_another_option_invalid(
     assert hooks.on_task_instance_success(None, ti) is None
     assert hooks.get_publisher() is None
     assert not fresh_hooks.exists()
+
+
+# --- durability -------------------------------------------------------------------------------
+
+
+def _record_disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """Record renames, unlinks and fsyncs, in order; an fsync is recorded as 'dir' or 'file'."""
+    import stat
+
+    calls: list[tuple[str, str]] = []
+    fsync, replace, unlink = os.fsync, os.replace, Path.unlink
+
+    def recording_fsync(fd: int) -> None:
+        calls.append(("fsync", "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"))
+        fsync(fd)
+
+    def recording_replace(src: Any, dst: Any) -> None:
+        calls.append(("replace", Path(dst).name))
+        replace(src, dst)
+
+    def recording_unlink(path: Path, missing_ok: bool = False) -> None:
+        calls.append(("unlink", path.name))
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    monkeypatch.setattr(Path, "unlink", recording_unlink)
+    return calls
+
+
+def test_put_fsyncs_the_file_then_the_directory_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    calls = _record_disk_calls(monkeypatch)
+    path = spool.put(task_event())
+    assert calls == [("fsync", "file"), ("replace", path.name), ("fsync", "dir")]
+
+
+def test_removing_delivered_events_fsyncs_the_directory_once_per_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = Spool(tmp_path / "spool")
+    paths = [spool.put(task_event(task_id=name)) for name in "abc"]
+    calls = _record_disk_calls(monkeypatch)
+    spool.remove_many(paths)
+    assert calls == [("unlink", path.name) for path in paths] + [("fsync", "dir")]
+    assert spool.count() == 0
+
+
+def test_temporary_files_left_by_a_crash_are_never_sent_and_removed_once_stale(
+    broker: Broker, topic: str, tmp_path: Path, real_sink_publisher: Publisher
+) -> None:
+    spool = real_sink_publisher.spool
+    spool.directory.mkdir(parents=True)
+    left_by_crash = spool.directory / ".00000000000000000001-99-crashed.json.tmp"
+    left_by_crash.write_bytes(serialize_event(task_event(task_id="crashed")))
+    an_hour_ago = time.time() - 3600
+    os.utime(left_by_crash, (an_hour_ago, an_hour_ago))
+    being_written = spool.directory / ".00000000000000000002-98-writing.json.tmp"
+    being_written.write_bytes(b'{"half')
+    hidden_json = spool.directory / ".00000000000000000003-97-hidden.json"  # not a spool name either
+    hidden_json.write_bytes(serialize_event(task_event(task_id="hidden")))
+    event = task_event(task_id="real")
+    spool.put(event)
+
+    assert spooled_ids(spool) == [event.event_id]
+    assert real_sink_publisher.drain(timeout=10) == 1
+
+    assert not left_by_crash.exists()
+    assert being_written.exists(), "a young temporary file may still be being written"
+    records = read_back(broker.bootstrap_servers, topic, expected=2, timeout=3)
+    assert [parse_event(record.value).event_id for record in records] == [event.event_id]
