@@ -2,6 +2,11 @@
 
 The producer is created lazily, in the process that uses it: Kafka client threads do not
 survive ``fork``, and Airflow forks task processes from long-lived ones.
+
+kafka-python logs every refused connection at ERROR, which would put error lines into the logs
+of tasks that succeeded. Unless a deployment sets a level for the ``kafka`` logger itself, the
+listener sets it to CRITICAL; airstream's own WARNING says once per failed delivery what
+happened and how many events stay spooled.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class KafkaSink:
     def _get_producer(self, deadline: float) -> Any:
         if self._producer is not None and self._producer_pid == os.getpid():
             return self._producer
+        quiet_kafka_client_logs()
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -98,3 +104,11 @@ class KafkaSink:
             raise DeliveryError(f"cannot connect to Kafka at {self._config.bootstrap_servers}: {error}") from error
         self._producer_pid = os.getpid()
         return self._producer
+
+
+def quiet_kafka_client_logs() -> None:
+    """Keep kafka-python's connection errors out of Airflow's task logs, unless a deployment chose
+    a level for the ``kafka`` logger itself."""
+    kafka_logger = logging.getLogger("kafka")
+    if kafka_logger.level == logging.NOTSET:
+        kafka_logger.setLevel(logging.CRITICAL)

@@ -589,3 +589,42 @@ def test_temporary_files_left_by_a_crash_are_never_sent_and_removed_once_stale(
     assert being_written.exists(), "a young temporary file may still be being written"
     records = read_back(broker.bootstrap_servers, topic, expected=2, timeout=3)
     assert [parse_event(record.value).event_id for record in records] == [event.event_id]
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kafka_logger_unset() -> Iterator[None]:
+    import logging
+
+    kafka_logger = logging.getLogger("kafka")
+    level = kafka_logger.level
+    kafka_logger.setLevel(logging.NOTSET)  # as in a fresh task process
+    try:
+        yield
+    finally:
+        kafka_logger.setLevel(level)
+
+
+def test_an_unreachable_broker_writes_one_airstream_warning_and_no_kafka_errors(
+    tmp_path: Path, kafka_logger_unset: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    publisher = Publisher(listener_config(tmp_path / "spool", closed_port_address()))
+    with caplog.at_level("INFO"):
+        publisher.publish(task_event(), inline=True)
+    kafka_lines = [r for r in caplog.records if r.name.startswith("kafka") and r.levelname in {"WARNING", "ERROR"}]
+    assert kafka_lines == [], "kafka-python wrote warnings or errors into a task's log"
+    ours = [r for r in caplog.records if r.name.startswith("airstream") and r.levelname == "WARNING"]
+    assert len(ours) == 1
+    assert "1 event(s) stay spooled" in ours[0].getMessage()
+
+
+def test_a_level_the_deployment_set_for_the_kafka_logger_is_kept(kafka_logger_unset: None) -> None:
+    import logging
+
+    from airstream.airflow_listener.kafka_sink import quiet_kafka_client_logs
+
+    logging.getLogger("kafka").setLevel(logging.DEBUG)
+    quiet_kafka_client_logs()
+    assert logging.getLogger("kafka").level == logging.DEBUG
