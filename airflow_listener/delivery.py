@@ -88,7 +88,7 @@ class Publisher:
                 if not batch:
                     break
                 try:
-                    acknowledged = self._sink.send([entry.event for entry in batch], deadline)
+                    outcome = self._sink.send([entry.event for entry in batch], deadline)
                 except DeliveryError as error:
                     self.spool.mark_broker_unavailable()
                     log.warning(
@@ -98,13 +98,17 @@ class Publisher:
                         self.spool.directory,
                     )
                     return delivered
-                self.spool.remove_many([entry.path for entry in batch[:acknowledged]])
+                for index, reason in outcome.refused.items():
+                    self.spool.dead_letter(batch[index], reason)
+                settled = batch[: outcome.settled]
+                self.spool.remove_many([entry.path for i, entry in enumerate(settled) if i not in outcome.refused])
+                acknowledged = outcome.acknowledged
                 if acknowledged:
                     # Only an acknowledgement proves the broker is back; a drain that found nothing
                     # to send, or sent nothing, leaves another process's back-off in place.
                     self.spool.mark_broker_available()
                 delivered += acknowledged
-                if acknowledged < len(batch):
+                if outcome.settled < len(batch):
                     break
         return delivered
 

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from airstream.airflow_listener.config import ListenerConfig
@@ -27,44 +28,91 @@ class DeliveryError(RuntimeError):
     """The broker did not acknowledge an event in time."""
 
 
+@dataclass(frozen=True)
+class SendOutcome:
+    """What became of a sequence of events sent in order.
+
+    ``settled`` leading events have a final answer: acknowledged, or refused for good (their
+    index in ``refused``, with the reason). The events after them are still to be sent.
+    """
+
+    settled: int
+    refused: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def acknowledged(self) -> int:
+        return self.settled - len(self.refused)
+
+
+def _refused_for_good() -> tuple[type[Exception], ...]:
+    """kafka-python's errors that sending the same record again cannot cure."""
+    from kafka import errors
+
+    names = [
+        "MessageSizeTooLargeError",
+        "RecordListTooLargeError",
+        "TopicAuthorizationFailedError",
+        "InvalidTopicError",
+        "CorruptRecordError",
+        "InvalidRecordError",
+        "UnsupportedForMessageFormatError",
+    ]
+    return tuple(getattr(errors, name) for name in names if hasattr(errors, name))
+
+
 class KafkaSink:
     """Sends events to the configured topic; one producer per process."""
 
-    def __init__(self, config: ListenerConfig) -> None:
+    def __init__(self, config: ListenerConfig, producer_options: dict[str, Any] | None = None) -> None:
         self._config = config
+        self._producer_options = producer_options or {}  # kafka-python options on top of ours (tests)
         self._producer: Any = None
         self._producer_pid: int | None = None
 
-    def send(self, events: Sequence[Event], deadline: float) -> int:
-        """Send events in order and wait for the broker's acknowledgements until ``deadline``
-        (a ``time.monotonic()`` value). Returns how many leading events were acknowledged;
-        raises :class:`DeliveryError` when none could be and the broker seems unreachable.
+    def send(self, events: Sequence[Event], deadline: float) -> SendOutcome:
+        """Send events in order and wait for the broker's answers until ``deadline`` (a
+        ``time.monotonic()`` value). A record the broker (or the client) refuses for good is
+        reported in the outcome and does not stop the ones behind it; raises
+        :class:`DeliveryError` when no event got a final answer and the broker seems unreachable.
         """
         producer = self._get_producer(deadline)
-        try:
-            futures = [
-                producer.send(
-                    self._config.topic,
-                    key=message_key(event.instance, event.dag_id),
-                    value=serialize_event(event),
+        permanent = _refused_for_good()
+        pending: list[Any] = []  # a future, or the reason the client refused the record at once
+        for event in events:
+            try:
+                pending.append(
+                    producer.send(
+                        self._config.topic,
+                        key=message_key(event.instance, event.dag_id),
+                        value=serialize_event(event),
+                    )
                 )
-                for event in events
-            ]
-        except Exception as error:  # e.g. no metadata for the topic within max_block_ms
-            raise DeliveryError(
-                f"Kafka at {self._config.bootstrap_servers} did not take the events: {error}"
-            ) from error
-        acknowledged = 0
-        for future in futures:
+            except permanent as error:  # e.g. larger than max_request_size
+                pending.append(_reason(error))
+            except Exception as error:  # e.g. no metadata for the topic within max_block_ms
+                if not pending:
+                    raise DeliveryError(
+                        f"Kafka at {self._config.bootstrap_servers} did not take the events: {error}"
+                    ) from error
+                break
+        settled = 0
+        refused: dict[int, str] = {}
+        for index, future in enumerate(pending):
+            if isinstance(future, str):
+                refused[index] = future
+                settled += 1
+                continue
             try:
                 future.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except permanent as error:  # e.g. not authorized for the topic, too large for the broker
+                refused[index] = _reason(error)
             except Exception as error:
-                if acknowledged == 0:
+                if settled == 0:
                     where = self._config.bootstrap_servers
                     raise DeliveryError(f"Kafka at {where} did not acknowledge: {error}") from error
                 break
-            acknowledged += 1
-        return acknowledged
+            settled += 1
+        return SendOutcome(settled, refused)
 
     def close(self) -> None:
         if self._producer is not None and self._producer_pid == os.getpid():
@@ -99,6 +147,7 @@ class KafkaSink:
                 max_block_ms=timeout_ms,
                 request_timeout_ms=timeout_ms,
                 delivery_timeout_ms=timeout_ms * 2,
+                **self._producer_options,
             )
         except KafkaError as error:
             raise DeliveryError(f"cannot connect to Kafka at {self._config.bootstrap_servers}: {error}") from error
@@ -112,3 +161,7 @@ def quiet_kafka_client_logs() -> None:
     kafka_logger = logging.getLogger("kafka")
     if kafka_logger.level == logging.NOTSET:
         kafka_logger.setLevel(logging.CRITICAL)
+
+
+def _reason(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

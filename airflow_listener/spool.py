@@ -10,6 +10,8 @@ sends an event again, which the consumer drops as a duplicate). Temporary files 
 behind are never sent, and are deleted once they are :data:`STALE_TEMPORARY_SECONDS` old (an
 event is written in well under a second, so a file that old is not being written).
 Files that cannot be read are moved to ``rejected/`` (never deleted) for a person to look at.
+Events the broker refuses for good (too large, topic not authorized or invalid) are moved to
+``dead-letter/``, each with a ``NAME.reason.txt`` beside it, so the events behind them go on.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.rejected_directory = directory / "rejected"
+        self.dead_letter_directory = directory / "dead-letter"
         self._lock_path = directory / ".drain.lock"
         self._unavailable_marker = directory / ".broker-unavailable"
 
@@ -112,6 +115,36 @@ class Spool:
             _fsync_directory(self.directory)
             log.warning("airstream: removed %d temporary file(s) a crash left in %s", len(removed), self.directory)
         return removed
+
+    def dead_letter(self, entry: SpooledEvent, reason: str) -> Path:
+        """Move an event the broker refuses for good to ``dead-letter/``, the reason beside it."""
+        self.dead_letter_directory.mkdir(parents=True, exist_ok=True)
+        target = self.dead_letter_directory / entry.path.name
+        reason_file = target.with_name(target.name.removesuffix(_SUFFIX) + ".reason.txt")
+        event = entry.event
+        with open(reason_file, "w", encoding="utf-8") as handle:
+            handle.write(f"{reason}\nevent {event.event_id} {event.event_type.value} dag {event.dag_id}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(entry.path, target)
+        _fsync_directory(self.dead_letter_directory)
+        _fsync_directory(self.directory)
+        log.error(
+            "airstream: the broker refuses event %s (%s, DAG %s) for good: %s; moved to %s",
+            event.event_id,
+            event.event_type.value,
+            event.dag_id,
+            reason,
+            self.dead_letter_directory,
+        )
+        return target
+
+    def dead_letter_count(self) -> int:
+        try:
+            return sum(1 for name in os.listdir(self.dead_letter_directory) if name.endswith(_SUFFIX))
+        except FileNotFoundError:
+            return 0
 
     @contextlib.contextmanager
     def drain_lock(self, timeout: float) -> Iterator[bool]:

@@ -1,6 +1,6 @@
 """``airstream-spool``: look at and flush the listener's spool by hand.
 
-    airstream-spool status          how many events wait, and where
+    airstream-spool status          how many events wait, and where; how many were dead-lettered
     airstream-spool flush           deliver them now (ignores the broker back-off)
 
 Reads the same ``[airstream]`` configuration as the listener, so run it where Airflow runs.
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     waiting = publisher.spool.count()
     if args.command == "status":
         print(f"{waiting} event(s) waiting in {config.spool_dir}")
+        dead = publisher.spool.dead_letter_count()
+        if dead:
+            print(f"{dead} event(s) the broker refused for good in {publisher.spool.dead_letter_directory}")
         return 0
     delivered = publisher.drain(timeout=args.timeout, ignore_backoff=True)
     left = publisher.spool.count()

@@ -628,3 +628,99 @@ def test_a_level_the_deployment_set_for_the_kafka_logger_is_kept(kafka_logger_un
     logging.getLogger("kafka").setLevel(logging.DEBUG)
     quiet_kafka_client_logs()
     assert logging.getLogger("kafka").level == logging.DEBUG
+
+
+# --- records the broker refuses for good --------------------------------------------------------
+
+
+def test_a_record_refused_for_good_is_dead_lettered_and_the_events_behind_it_go_on(
+    broker: Broker, topic: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = listener_config(tmp_path / "spool", broker.bootstrap_servers, topic)
+    oversized = DagRunEvent.new(
+        instance=INSTANCE,
+        event_type=EventType.DAG_RUN_SUCCESS,
+        state="success",
+        dag_id="etl",
+        run_id="manual__1",
+        producer="airstream/test",
+        task_ids=[f"task_{index:05d}" for index in range(2000)],
+    )
+    before = [task_event("etl", "extract"), dag_event("report", "running")]
+    after = [task_event("etl", "load"), dag_event("report", "success")]
+    largest_normal = max(len(serialize_event(event)) for event in before + after)
+    assert len(serialize_event(oversized)) > 10 * largest_normal
+    # Larger than the producer may send, with room for every normal event.
+    sink = KafkaSink(config, producer_options={"max_request_size": 4 * largest_normal})
+    publisher = Publisher(config, sink=sink)
+    for event in [*before, oversized, *after]:
+        publisher.spool.put(event)
+    publisher.spool.mark_broker_unavailable()  # set by an outage; the refusal must not keep it
+    try:
+        assert publisher.drain(timeout=10, ignore_backoff=True) == 4
+    finally:
+        sink.close()
+
+    assert publisher.spool.count() == 0
+    assert not publisher.spool.broker_failed_within(config.retry_backoff)
+    dead = publisher.spool.dead_letter_directory
+    (dead_file,) = sorted(dead.glob("*.json"))
+    assert parse_event(dead_file.read_bytes()).event_id == oversized.event_id
+    reason = dead_file.with_name(dead_file.name.removesuffix(".json") + ".reason.txt").read_text()
+    assert "MessageSizeTooLarge" in reason and oversized.event_id in reason
+
+    records = read_back(broker.bootstrap_servers, topic, expected=5, timeout=3)
+    received = sorted(parse_event(record.value).event_id for record in records)
+    assert received == sorted(event.event_id for event in before + after)
+
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__SPOOL_DIR", str(config.spool_dir))
+    assert spool_cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "0 event(s) waiting" in out
+    assert f"1 event(s) the broker refused for good in {dead}" in out
+
+
+class _FailedFuture:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self, timeout: float | None = None) -> Any:
+        raise self.error
+
+
+class _Acknowledged:
+    def get(self, timeout: float | None = None) -> Any:
+        return None
+
+
+class _RefusesTopicForOneEvent:
+    """A producer whose broker answers TopicAuthorizationFailed for the event of task 'secret'."""
+
+    def __init__(self, **config: Any) -> None:
+        pass
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes | None = None) -> Any:
+        from kafka.errors import TopicAuthorizationFailedError
+
+        if value is not None and b'"secret"' in value:
+            return _FailedFuture(TopicAuthorizationFailedError(topic))
+        return _Acknowledged()
+
+    def close(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_a_refusal_the_broker_answers_is_dead_lettered_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kafka
+
+    monkeypatch.setattr(kafka, "KafkaProducer", _RefusesTopicForOneEvent)
+    publisher = Publisher(listener_config(tmp_path / "spool", "127.0.0.1:9092"))
+    events = [task_event(task_id="a"), task_event(task_id="secret"), task_event(task_id="b")]
+    for event in events:
+        publisher.spool.put(event)
+    assert publisher.drain(timeout=5) == 2
+    assert publisher.spool.count() == 0
+    assert publisher.spool.dead_letter_count() == 1
+    (reason,) = publisher.spool.dead_letter_directory.glob("*.reason.txt")
+    assert "TopicAuthorizationFailed" in reason.read_text()
