@@ -8,12 +8,12 @@ Example::
 
     from airstream.schemas import parse_event
 
-    event = parse_event(message.value)   # raises InvalidEvent / UnsupportedSchemaVersion
+    event = parse_event(message.value)   # raises InvalidEvent / UnsupportedSchemaVersion / UnknownEventType
     if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
         ...
 """
 
-from airstream.schemas.errors import InvalidEvent, UnsupportedSchemaVersion
+from airstream.schemas.errors import InvalidEvent, UnknownEventType, UnsupportedSchemaVersion
 from airstream.schemas.events import (
     SCHEMA_VERSION,
     AssetUpdatedEvent,
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidEvent",
     "InvalidInstanceName",
     "TaskInstanceEvent",
+    "UnknownEventType",
     "UnsupportedSchemaVersion",
     "derive_event_id",
     "message_key",

@@ -10,3 +10,13 @@ class UnsupportedSchemaVersion(InvalidEvent):
 
     Upgrade the consumer (``airstream[dagster]``) to a release that reads that version.
     """
+
+
+class UnknownEventType(InvalidEvent):
+    """The event's major schema version is known but its ``event_type`` is not: a newer minor
+    version added it. Consumers skip such an event and count it; it is not an error.
+    """
+
+    def __init__(self, message: str, event_type: str) -> None:
+        super().__init__(message)
+        self.event_type = event_type

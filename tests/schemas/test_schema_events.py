@@ -16,6 +16,7 @@ from airstream.schemas import (
     InvalidEvent,
     InvalidInstanceName,
     TaskInstanceEvent,
+    UnknownEventType,
     UnsupportedSchemaVersion,
     derive_event_id,
     message_key,
@@ -192,6 +193,21 @@ def test_unicode_digit_like_major_version_raises_invalid_event(version: str) -> 
         parse_event(json.dumps(document).encode())
 
 
+def test_a_new_event_type_of_a_newer_minor_version_is_an_unknown_event_type() -> None:
+    document = json.loads(serialize_event(TaskInstanceEvent.new(**task_fields())))
+    document.update(schema_version="1.7", event_type="task_instance.deferred", state="deferred")
+    with pytest.raises(UnknownEventType) as info:
+        parse_event(json.dumps(document).encode())
+    assert info.value.event_type == "task_instance.deferred"
+    assert "task_instance.deferred" in str(info.value)
+    assert isinstance(info.value, InvalidEvent)  # the listener's spool, which catches InvalidEvent, is unaffected
+
+
+def test_a_null_value_is_an_invalid_event() -> None:
+    with pytest.raises(InvalidEvent, match="tombstone"):
+        parse_event(None)
+
+
 def test_unsupported_schema_version_is_an_invalid_event() -> None:
     assert issubclass(UnsupportedSchemaVersion, InvalidEvent)
 
@@ -210,7 +226,8 @@ def _document_without(key: str) -> bytes:
         pytest.param(b"{truncated", id="broken-json"),
         pytest.param(b"[1, 2, 3]", id="json-list"),
         pytest.param(_document_without("task_id"), id="task-event-missing-task_id"),
-        pytest.param(json.dumps({"schema_version": "1.0", "event_type": "nope"}).encode(), id="unknown-event-type"),
+        pytest.param(json.dumps({"schema_version": "1.0", "event_type": 7}).encode(), id="non-string-event-type"),
+        pytest.param(b"null", id="json-null"),
     ],
 )
 def test_invalid_messages_raise_invalid_event(raw: bytes) -> None:
