@@ -15,7 +15,7 @@ from airstream.dagster_consumer.cursor import SeenEvents
 from airstream.dagster_consumer.late_events import is_late, is_superseded
 from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
 from airstream.dagster_consumer.mappings import AssetMappings
-from airstream.dagster_consumer.sources.base import EventSource, Position, RejectedMessage
+from airstream.dagster_consumer.sources.base import EventSource, OffsetGap, Position, RejectedMessage
 from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
 from airstream.schemas import DagRunEvent
 
@@ -48,6 +48,8 @@ class ConsumeOutcome:
     superseded: int = 0
     foreign: int = 0
     rejected: list[RejectedMessage] = field(default_factory=list)
+    unknown_types: list[RejectedMessage] = field(default_factory=list)
+    gaps: list[OffsetGap] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     caught_up: bool = True
 
@@ -58,7 +60,9 @@ class ConsumeOutcome:
             f"{self.duplicates} duplicate(s), {self.late} late, "
             + (f"{self.superseded} inferred retries superseded, " if self.superseded else "")
             + f"{self.foreign} from other instances, "
-            f"{len(self.rejected)} rejected; {'caught up' if self.caught_up else 'more to read'}"
+            f"{len(self.rejected)} rejected, {len(self.unknown_types)} of unknown type"
+            + (f", {len(self.gaps)} offset gap(s)" if self.gaps else "")
+            + f"; {'caught up' if self.caught_up else 'more to read'}"
         )
 
 
@@ -85,6 +89,8 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
         position=batch.position,
         read=len(batch.events),
         rejected=list(batch.rejected),
+        unknown_types=list(batch.unknown_types),
+        gaps=list(batch.gaps),
         caught_up=batch.caught_up,
     )
     for event in order_for_translation(batch.events):
@@ -100,8 +106,14 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
         if is_late(event, seen):
             outcome.late += 1
             continue
+        try:
+            translated = translate(event, mappings=recorder.mappings, webserver_url=recorder.webserver_url)
+        except Exception as error:  # a valid event that cannot be translated is poison too: skip, never stall
+            where = f"event {event.event_id} ({event.event_type.value} of {event.dag_id}/{event.run_id})"
+            outcome.rejected.append(RejectedMessage(where=where, reason=f"cannot be translated: {error!r}"))
+            continue
         outcome.recorded += 1
         if isinstance(event, DagRunEvent):
             outcome.warnings.extend(recorder.missing_tasks.check(event, recorder.mappings))
-        outcome.asset_events.extend(translate(event, mappings=recorder.mappings, webserver_url=recorder.webserver_url))
+        outcome.asset_events.extend(translated)
     return outcome

@@ -12,6 +12,7 @@ from dagster import DefaultSensorStatus, Definitions
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
+from airstream.dagster_consumer.health import health_asset_spec
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot
@@ -57,4 +58,5 @@ def build_observation_defs(
         deduplication_window=deduplication_window,
         rest_api=rest_api,
     )
-    return Definitions.merge(defs, Definitions(assets=specs, sensors=[sensor]))
+    health = [health_asset_spec(airflow_instance.name)]
+    return Definitions.merge(defs, Definitions(assets=[*specs, *health], sensors=[sensor]))

@@ -27,6 +27,7 @@ from dagster import (
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
+from airstream.dagster_consumer.health import health_observation
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable
@@ -66,7 +67,13 @@ def build_airflow_event_sensor(
     it as late. A task mapping that names a task a finished DAG run does not list is reported
     once per process, as a warning in the sensor's log.
 
+    A tick that skips bad messages or events of unknown type, or finds stored offsets the broker
+    no longer has, also records an observation on ``[instance, "airstream_health"]``
+    (:mod:`airstream.dagster_consumer.health`); a gap also makes a gap-repair sweep due now.
+
     Args:
+        deduplication_window: how many recent event ids the cursor remembers, at least 1;
+            ``ValueError`` otherwise (deduplication cannot be turned off).
         rest_api: the instance's REST client; defaults to ``airflow_instance.rest`` when the
             instance has one. With no event source this makes the sensor poll REST every tick
             (fallback); with one, it runs gap-repair sweeps.
@@ -79,6 +86,7 @@ def build_airflow_event_sensor(
             ``gap_repair_interval`` plus the REST source's ``overlap``, or a sweep records again
             what the topic delivered before the window forgot it.
     """
+    _check_deduplication_window(deduplication_window)
     event_source = _event_source_of(airflow_instance)
     rest = _rest_source_of(airflow_instance, rest_api, rest_source)
     if event_source is None and rest is None:
@@ -108,27 +116,41 @@ def build_airflow_event_sensor(
     def airflow_event_sensor(context: SensorEvaluationContext) -> SensorResult:
         cursor = SensorCursor.parse(context.cursor, window=deduplication_window)
         asset_events: list[AssetEvent] = []
+        outcomes: list[ConsumeOutcome] = []
         topic_caught_up = True
         if event_source is not None:
             outcome = consume(event_source, cursor.position, seen=cursor.seen, recorder=recorder)
+            outcomes.append(outcome)
             cursor.position = outcome.position
             topic_caught_up = outcome.caught_up
             asset_events.extend(outcome.asset_events)
             _log(context, outcome, outcome.summary())
+            if outcome.gaps and rest is not None and interval and cursor.rest is not None:
+                cursor.rest = {k: v for k, v in cursor.rest.items() if k != "swept_at"}  # a sweep is due now
+                context.log.error("airstream: offsets were lost; a gap-repair sweep is due now")
         if rest is not None:
             if event_source is None:  # fallback: every tick, failures fail the tick as Kafka's do
                 outcome = _rest_step(rest, cursor, recorder, now=_now())
+                outcomes.append(outcome)
                 asset_events.extend(outcome.asset_events)
                 _log(context, outcome, f"{outcome.read} read from REST; {outcome.summary()}")
             elif interval and topic_caught_up:  # a topic still being read is lag, not a gap
-                asset_events.extend(_gap_repair(context, rest, cursor, recorder, interval))
+                asset_events.extend(_gap_repair(context, rest, cursor, recorder, interval, outcomes))
+        health = health_observation(airflow_instance.name, outcomes)
+        if health is not None:
+            asset_events.append(health)
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 
     return airflow_event_sensor
 
 
 def _gap_repair(
-    context: SensorEvaluationContext, rest: RestEventSource, cursor: SensorCursor, recorder: Recorder, interval: float
+    context: SensorEvaluationContext,
+    rest: RestEventSource,
+    cursor: SensorCursor,
+    recorder: Recorder,
+    interval: float,
+    outcomes: list[ConsumeOutcome],
 ) -> list[AssetEvent]:
     """A sweep when one is due; a failed sweep is logged and retried next tick, the Kafka part
     of the tick stands."""
@@ -141,6 +163,7 @@ def _gap_repair(
     except EventSourceUnavailable as error:
         context.log.error(f"airstream: gap repair from {rest.describe()} failed, retried next tick: {error}")
         return []
+    outcomes.append(outcome)
     _log(
         context,
         outcome,
@@ -157,9 +180,21 @@ def _rest_step(rest: RestEventSource, cursor: SensorCursor, recorder: Recorder, 
     return outcome
 
 
+def _check_deduplication_window(window: object) -> None:
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(
+            f"deduplication_window must be a whole number of event ids, at least 1 (got {window!r}); "
+            f"deduplication cannot be turned off, the default is {DEFAULT_DEDUPLICATION_WINDOW:,}"
+        )
+
+
 def _log(context: SensorEvaluationContext, outcome: ConsumeOutcome, line: str) -> None:
+    for gap in outcome.gaps:
+        context.log.error(f"airstream: {outcome.source}: events lost to the topic: {gap.describe()}")
     for rejected in outcome.rejected:
         context.log.error(f"airstream: skipped the message at {rejected.where}: {rejected.reason}")
+    for unknown in outcome.unknown_types:
+        context.log.info(f"airstream: skipped the event of unknown type at {unknown.where}: {unknown.reason}")
     for warning in outcome.warnings:
         context.log.warning(warning)
     context.log.info(f"airstream: {outcome.source}: {line}")

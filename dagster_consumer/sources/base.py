@@ -28,9 +28,31 @@ class RejectedMessage:
     reason: str
 
 
+@dataclass(frozen=True)
+class OffsetGap:
+    """A stretch of a partition the source could no longer read: the stored position was out of
+    the broker's range (retention passed it, or the topic was recreated), so reading resumed at
+    the earliest offset the broker still has. What lay in between is lost to the topic."""
+
+    partition: int
+    stored_offset: int
+    resumed_offset: int
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"partition {self.partition}: stored offset {self.stored_offset} is out of range ({self.reason}); "
+            f"resumed from offset {self.resumed_offset}, the earliest the broker still has"
+        )
+
+
 @dataclass
 class EventBatch:
     """Events read in one go, in source order, and the position after them.
+
+    ``unknown_types`` lists events of a known major schema version whose event type a newer
+    minor version added (skipped, not errors); ``gaps`` the partitions whose stored position the
+    broker no longer had.
 
     ``inferred`` holds the ids of events the source deduced rather than read (the REST source's
     ``up_for_retry`` for a task's earlier tries): the consumer drops one when the same try's own
@@ -40,6 +62,8 @@ class EventBatch:
     events: list[Event]
     position: Position
     rejected: list[RejectedMessage] = field(default_factory=list)
+    unknown_types: list[RejectedMessage] = field(default_factory=list)
+    gaps: list[OffsetGap] = field(default_factory=list)
     caught_up: bool = True
     inferred: frozenset[str] = frozenset()
 

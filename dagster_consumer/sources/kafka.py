@@ -2,6 +2,12 @@
 
 No consumer group is joined and nothing is committed to Kafka: the offsets live in the Dagster
 sensor's cursor, so a restart neither loses nor repeats work.
+
+A stored offset the broker no longer has is never skipped silently (kafka-python's
+``auto_offset_reset`` would jump to the end): below the log start (retention passed a paused
+sensor) the broker answers "out of range", beyond the high watermark (the topic was recreated)
+the fetch says so; either way reading resumes at the earliest offset the broker still has and
+the batch reports an :class:`~airstream.dagster_consumer.sources.base.OffsetGap`.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from airstream.dagster_consumer.sources.base import (
     EventBatch,
     EventSource,
     EventSourceUnavailable,
+    OffsetGap,
     Position,
     RejectedMessage,
 )
-from airstream.schemas import Event, InvalidEvent, parse_event
+from airstream.schemas import Event, InvalidEvent, UnknownEventType, parse_event
+
+_BEYOND_THE_END = "beyond the end of the partition: was the topic deleted and created again?"
 
 
 class KafkaEventSource(EventSource):
@@ -84,6 +93,7 @@ class KafkaEventSource(EventSource):
                 group_id=None,
                 enable_auto_commit=False,
                 client_id="airstream-dagster-consumer",
+                auto_offset_reset="none",  # an offset out of range raises: never a silent jump
                 bootstrap_timeout_ms=int(self.connect_timeout_seconds * 1000),
                 **self.client_options,
             )
@@ -95,6 +105,7 @@ class KafkaEventSource(EventSource):
 
     def _read(self, consumer: Any, offsets: dict[int, int]) -> EventBatch:
         from kafka import TopicPartition
+        from kafka.errors import OffsetOutOfRangeError
 
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
@@ -109,26 +120,62 @@ class KafkaEventSource(EventSource):
 
         events: list[Event] = []
         rejected: list[RejectedMessage] = []
+        unknown_types: list[RejectedMessage] = []
+        gaps: list[OffsetGap] = []
         deadline = time.monotonic() + self.max_seconds_per_tick
         read = 0
         while read < self.max_events_per_tick and time.monotonic() < deadline:
-            polled = consumer.poll(timeout_ms=500, max_records=self.max_events_per_tick - read)
+            try:
+                polled = consumer.poll(timeout_ms=500, max_records=self.max_events_per_tick - read)
+            except OffsetOutOfRangeError as error:  # below the log start: retention passed the cursor
+                for topic_partition, offset in dict(error.args[0] if error.args else {}).items():
+                    gaps.append(self._resume_from_earliest(consumer, topic_partition, offset, "below the log start"))
+                    offsets[topic_partition.partition] = gaps[-1].resumed_offset
+                continue
             for topic_partition, records in polled.items():
                 for record in records:
                     read += 1
                     offsets[topic_partition.partition] = record.offset + 1
+                    where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
                     try:
                         events.append(parse_event(record.value))
-                    except (InvalidEvent, ValueError) as error:  # never let one message stall the sensor
-                        where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
+                    except UnknownEventType as error:  # a newer minor version: tolerated, counted
+                        unknown_types.append(RejectedMessage(where=where, reason=str(error)))
+                    except (InvalidEvent, ValueError, TypeError) as error:  # never let one message stall the sensor
                         rejected.append(RejectedMessage(where=where, reason=str(error)))
-            if not polled and self._caught_up(consumer, assigned):
-                break
+            if not polled:
+                beyond = self._beyond_the_end(consumer, assigned)
+                for topic_partition, offset in beyond.items():
+                    gaps.append(self._resume_from_earliest(consumer, topic_partition, offset, _BEYOND_THE_END))
+                    offsets[topic_partition.partition] = gaps[-1].resumed_offset
+                if not beyond and self._caught_up(consumer, assigned):
+                    break
         return EventBatch(
             events=events,
             position={str(partition): offset for partition, offset in sorted(offsets.items())},
             rejected=rejected,
+            unknown_types=unknown_types,
+            gaps=gaps,
             caught_up=self._caught_up(consumer, assigned),
+        )
+
+    @staticmethod
+    def _beyond_the_end(consumer: Any, assigned: list[Any]) -> dict[Any, int]:
+        """Partitions whose position is past the high watermark the last fetch reported."""
+        beyond = {}
+        for topic_partition in assigned:
+            highwater = consumer.highwater(topic_partition)
+            position = consumer.position(topic_partition)
+            if highwater is not None and position is not None and position > highwater:
+                beyond[topic_partition] = position
+        return beyond
+
+    @staticmethod
+    def _resume_from_earliest(consumer: Any, topic_partition: Any, stored: int, reason: str) -> OffsetGap:
+        earliest = int(consumer.beginning_offsets([topic_partition])[topic_partition])
+        consumer.seek(topic_partition, earliest)
+        return OffsetGap(
+            partition=topic_partition.partition, stored_offset=int(stored), resumed_offset=earliest, reason=reason
         )
 
     @staticmethod

@@ -305,6 +305,7 @@ def test_built_defs_contain_mapped_assets_and_dag_assets() -> None:
         AssetKey("report"),
         AssetKey(["prod", "dag", "etl"]),
         AssetKey(["prod", "dag", "reports"]),
+        AssetKey(["prod", "airstream_health"]),  # the consumer's health record
     }
     specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
     dag_spec = specs[AssetKey(["prod", "dag", "etl"])]
@@ -331,7 +332,7 @@ def test_built_defs_without_input_defs() -> None:
     defs = build_defs_from_airflow_instance(
         airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source())
     )
-    assert list(defs.resolve_all_asset_keys()) == []
+    assert list(defs.resolve_all_asset_keys()) == [AssetKey(["prod", "airstream_health"])]
     assert defs.resolve_sensor_def("prod__airflow_event_sensor").name == "prod__airflow_event_sensor"
     Definitions.validate_loadable(defs)
 

@@ -42,6 +42,7 @@ from airstream.schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, 
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")
 REPORT = AssetKey("report")
+HEALTH = AssetKey(["prod", "airstream_health"])
 
 
 class ListEventSource(EventSource):
@@ -175,10 +176,21 @@ def store(instance: DagsterInstance, result: SensorResult) -> None:
 
 
 def summary(result: SensorResult) -> list[tuple[type, AssetKey, str]]:
+    """The recorded Airflow events (the health record aside: see ``health``)."""
     return [
         (type(e), e.asset_key, e.metadata[EVENT_ID_METADATA_KEY].value)  # type: ignore[union-attr]
         for e in result.asset_events
+        if e.asset_key != HEALTH
     ]
+
+
+def health(result: SensorResult) -> dict[str, Any] | None:
+    """The metadata of the tick's health observation, values unwrapped; None if the tick was quiet."""
+    (observation, *more) = [e for e in result.asset_events if e.asset_key == HEALTH] or [None]
+    assert not more
+    if observation is None:
+        return None
+    return {key: getattr(value, "value", value) for key, value in observation.metadata.items()}
 
 
 # --- ticks --------------------------------------------------------------------------------------
@@ -362,6 +374,26 @@ def test_rejected_messages_are_logged_and_the_tick_goes_on(instance: DagsterInst
     assert "airflow.events[1]@9" in errors[1] and "2.0" in errors[1]
     infos = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert any("2 rejected" in message for message in infos)
+    recorded_health = health(result)
+    assert recorded_health is not None
+    assert recorded_health["airstream/poison_count"] == 2
+    assert recorded_health["airstream/gap_count"] == 0
+    assert "airflow.events[1]@9" in recorded_health["airstream/last_error"]
+
+
+def test_a_quiet_tick_records_no_health_observation(instance: DagsterInstance) -> None:
+    result = make_sensor(ListEventSource([task_event()]))(build_sensor_context(cursor=None, instance=instance))
+    assert isinstance(result, SensorResult)
+    assert health(result) is None
+
+
+@pytest.mark.parametrize("window", [0, -1, 2.5, True])
+def test_a_deduplication_window_below_one_is_refused_at_definition_time(window: Any) -> None:
+    with pytest.raises(ValueError, match=r"deduplication_window must be a whole number of event ids, at least 1"):
+        build_defs_from_airflow_instance(
+            airflow_instance=AirflowInstance(name="prod", event_source=ListEventSource()),
+            deduplication_window=window,
+        )
 
 
 # --- late running events ------------------------------------------------------------------------

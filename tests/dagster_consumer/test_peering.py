@@ -212,7 +212,11 @@ def test_airflow_down_at_first_load_still_observes_events(dagster_instance: Dags
             raise ConnectionError("connection refused")
 
     defs = load(Down())
-    assert set(specs(defs)) == {AssetKey("orders_table"), AssetKey(["prod", "dag", "etl"])}
+    assert set(specs(defs)) == {
+        AssetKey("orders_table"),
+        AssetKey(["prod", "dag", "etl"]),
+        AssetKey(["prod", "airstream_health"]),
+    }
     assert defs.resolve_sensor_def("prod__airflow_event_sensor") is not None
 
 

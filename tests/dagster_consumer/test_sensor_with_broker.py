@@ -210,3 +210,115 @@ def test_an_unreachable_broker_fails_the_tick_with_a_clear_error_and_keeps_the_c
     defs = _defs(f"127.0.0.1:{free_port()}", "airflow.events", connect_timeout_seconds=1)
     with pytest.raises(EventSourceUnavailable, match=r"cannot connect to Kafka at 127\.0\.0\.1:"):
         _tick(instance, defs, cursor='{"position": {"0": 5}, "seen": ""}')
+
+
+# --- bad input and lost offsets -------------------------------------------------------------------
+
+HEALTH = AssetKey([INSTANCE, "airstream_health"])
+
+
+def _health(instance: DagsterInstance) -> list[dict[str, Any]]:
+    """The stored health observations' metadata, oldest first, values unwrapped."""
+    return [
+        {key: getattr(value, "value", value) for key, value in record.asset_observation.metadata.items()}  # type: ignore[union-attr]
+        for record in instance.fetch_observations(HEALTH, limit=100, ascending=True).records
+    ]
+
+
+def _publish_raw(broker: Broker, topic: str, values: Sequence[bytes | None]) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    try:
+        for value in values:
+            producer.send(topic, key=message_key(INSTANCE, "etl"), value=value)
+        producer.flush(timeout=10)
+    finally:
+        producer.close()
+
+
+def test_a_tombstone_and_a_bad_event_are_skipped_and_counted_and_the_events_around_them_recorded(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    broken = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_SUCCESS, run="run_broken")))
+    del broken["try_number"]  # fails the schema
+    _publish(broker, topic, _run(1))
+    _publish_raw(broker, topic, [None, json.dumps(broken).encode()])  # offsets 3 and 4 of the etl partition
+    _publish(broker, topic, _run(2))
+
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    assert sorted(_materialized_runs(instance, WAREHOUSE)) == ["run_1", "run_2"]
+    assert sum(json.loads(cursor or "")["position"].values()) == 8, "the cursor moves past what was skipped"
+    (health,) = _health(instance)
+    assert health["airstream/poison_count"] == 2
+    assert [entry["where"].rsplit("@", 1)[1] for entry in health["airstream/poison"]] == ["3", "4"]
+    assert "tombstone" in health["airstream/poison"][0]["reason"]
+
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
+    assert len(_health(instance)) == 1, "a quiet tick adds no health observation"
+
+
+def test_an_event_whose_dates_mix_aware_and_naive_values_is_recorded(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    mixed = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_SUCCESS, run="run_mixed")))
+    mixed["start_date"] = "2026-11-01T12:00:00+01:00"
+    mixed["end_date"] = "2026-11-01T11:00:03"  # naive: taken as UTC
+    mixed["logical_date"] = "2026-11-01T00:00:00"
+    _publish_raw(broker, topic, [json.dumps(mixed).encode()])
+    _publish(broker, topic, _run(1))
+
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    assert sorted(_materialized_runs(instance, WAREHOUSE)) == ["run_1", "run_mixed"]
+    record = instance.fetch_materializations(WAREHOUSE, limit=10, ascending=True).records[0]
+    assert record.asset_materialization.metadata["airflow/duration_seconds"].value == 3.0  # type: ignore[union-attr]
+    assert _health(instance) == []
+
+
+def test_a_new_event_type_of_the_same_major_version_is_skipped_as_unknown_not_as_an_error(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    deferred = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_RUNNING, run="run_1")))
+    deferred.update(schema_version="1.7", event_type="task_instance.deferred", state="deferred")
+    _publish_raw(broker, topic, [json.dumps(deferred).encode()])
+    _publish(broker, topic, _run(1))
+
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    assert _materialized_runs(instance, WAREHOUSE) == ["run_1"]
+    (health,) = _health(instance)
+    assert (health["airstream/unknown_type_count"], health["airstream/poison_count"]) == (1, 0)
+    assert health["airstream/last_error"] == ""
+
+
+def test_a_recreated_topic_resumes_from_its_earliest_offset_and_records_the_gap(
+    broker: Broker, topic: str, instance: DagsterInstance
+) -> None:
+    from kafka import KafkaAdminClient
+
+    from devstack.broker import create_topic
+
+    _publish(broker, topic, [event for number in range(1, 6) for event in _run(number)])  # 15 on one partition
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
+    (partition,) = [p for p, offset in json.loads(cursor or "")["position"].items() if offset == 15]
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
+    create_topic(broker.bootstrap_servers, topic, partitions=3)
+    _publish(broker, topic, _run(6) + _run(7))  # offsets 0..5 of the new partition, below the stored 15
+
+    cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
+    runs = sorted(_materialized_runs(instance, WAREHOUSE))
+    assert runs == [f"run_{n}" for n in range(1, 8)], f"recorded {runs}: the new topic's events must not be skipped"
+    assert json.loads(cursor or "")["position"][partition] == 6
+    (health,) = _health(instance)
+    assert health["airstream/gap_count"] == 1
+    assert health["airstream/gap_partitions"] == [int(partition)]
+    (gap,) = health["airstream/gaps"]
+    assert (gap["stored_offset"], gap["resumed_offset"]) == (15, 0)
+    assert "recreated" in gap["reason"] or "created again" in gap["reason"]
+
+    _publish(broker, topic, _run(8))
+    _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
+    assert len(_health(instance)) == 1, "the gap is reported once"
+    assert "run_8" in _materialized_runs(instance, WAREHOUSE)
