@@ -14,6 +14,7 @@ instance_name          airflow                     names this Airflow in every e
 delivery_timeout       5.0                         seconds a task process waits for the broker
 retry_backoff          30.0                        seconds to skip the broker after it failed
 spool_dir              $AIRFLOW_HOME/airstream-spool  where undelivered events wait, durably
+max_spool_events       100000                      events the spool holds at most (see below)
 security_protocol      PLAINTEXT                   PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL
 sasl_mechanism         (none)                      PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
 sasl_username          (none)
@@ -22,6 +23,14 @@ ssl_cafile             (none)                      CA bundle to verify the broke
 ssl_certfile           (none)                      client certificate (mutual TLS)
 ssl_keyfile            (none)                      client key (mutual TLS)
 =====================  ==========================  ==============================================
+
+When the spool holds ``max_spool_events`` events (the broker has been away long enough for that),
+new events are not written: each one is logged at ERROR in the Airflow log (the task's log for a
+task event) and counted in ``SPOOL_DIR/.dropped`` (the count, the last event and why), which
+``airstream-spool status`` shows. Events already spooled are kept and delivered first, in order;
+the limit lifts as soon as delivery empties the spool. The REST gap repair on the Dagster side
+recovers the terminal states of what was not spooled. The count is re-read from disk every 100
+events a process writes, so several busy processes may together pass the limit by a few hundred.
 """
 
 from __future__ import annotations
@@ -56,6 +65,7 @@ class ListenerConfig:
     instance_name: str = "airflow"
     delivery_timeout: float = 5.0
     retry_backoff: float = 30.0
+    max_spool_events: int = 100_000
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -86,6 +96,10 @@ class ListenerConfig:
         if self.retry_backoff <= 0:
             raise ListenerConfigError(
                 f"[{SECTION}] retry_backoff={self.retry_backoff} must be a positive number of seconds"
+            )
+        if self.max_spool_events < 1:
+            raise ListenerConfigError(
+                f"[{SECTION}] max_spool_events={self.max_spool_events} must be a positive number of events"
             )
         if self.security_protocol not in _SECURITY_PROTOCOLS:
             raise ListenerConfigError(
@@ -187,6 +201,7 @@ _OPTION_TYPES: dict[str, type] = {
     "delivery_timeout": float,
     "retry_backoff": float,
     "spool_dir": Path,
+    "max_spool_events": int,
     "security_protocol": str,
     "sasl_mechanism": str,
     "sasl_username": str,
@@ -213,6 +228,11 @@ def _convert(name: str, raw: str, kind: type) -> Any:
             return float(raw)
         except ValueError:
             raise ListenerConfigError(f"[{SECTION}] {name}={raw!r} is not a number of seconds") from None
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ListenerConfigError(f"[{SECTION}] {name}={raw!r} is not a whole number") from None
     if kind is Path:
         return Path(raw).expanduser()
     if name in {"security_protocol", "sasl_mechanism"}:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from airstream.airflow_listener.config import ListenerConfig
 from airstream.airflow_listener.kafka_sink import DeliveryError, KafkaSink
-from airstream.airflow_listener.spool import Spool
+from airstream.airflow_listener.spool import Spool, SpoolFull
 from airstream.schemas import Event
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,13 @@ class Publisher:
     def __init__(self, config: ListenerConfig, sink: KafkaSink | None = None, *, spool_only: bool = False) -> None:
         self.config = config
         self.spool_only = spool_only
-        self.spool = Spool(config.spool_dir)
+        self.spool = Spool(config.spool_dir, max_events=config.max_spool_events)
         self._sink = sink or KafkaSink(config)
         self._worker: _BackgroundDrainer | None = None
 
     def publish(self, event: Event, *, inline: bool) -> None:
         """Record ``event``; deliver now (``inline``) or hand delivery to the background thread."""
-        self.spool.put(event)
+        self.spool_event(event)
         if self.spool_only:
             return
         if inline:
@@ -60,11 +60,32 @@ class Publisher:
             return
         if inline or self.spool_only:
             for event in events:
-                self.spool.put(event)
+                self.spool_event(event)
             if not self.spool_only:
                 self.drain(timeout=self.config.delivery_timeout)
         else:
             self._background().submit(events)
+
+    def spool_event(self, event: Event) -> bool:
+        """Write ``event`` to the spool; when it is full, log an ERROR and count the event in
+        ``.dropped`` instead (see :mod:`airstream.airflow_listener.config`)."""
+        try:
+            self.spool.put(event)
+        except SpoolFull as full:
+            count = self.spool.record_dropped(event, str(full))
+            log.error(
+                "airstream: %s: %s event %s (DAG %s, run %s) is NOT recorded; %d event(s) not spooled so far "
+                "(see %s and `airstream-spool status`)",
+                full,
+                event.event_type.value,
+                event.event_id,
+                event.dag_id,
+                event.run_id,
+                count,
+                self.spool.dropped_file,
+            )
+            return False
+        return True
 
     def drain(self, timeout: float, *, ignore_backoff: bool = False) -> int:
         """Send spooled events until the spool is empty or ``timeout`` seconds pass.
@@ -153,7 +174,7 @@ class _BackgroundDrainer:
             except queue.Empty:
                 return
             for event in events:
-                self._publisher.spool.put(event)
+                self._publisher.spool_event(event)
 
     def _run(self) -> None:
         config = self._publisher.config

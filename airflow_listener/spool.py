@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from airstream.schemas import Event, InvalidEvent, parse_event, serialize_event
 
@@ -33,6 +36,11 @@ _SUFFIX = ".json"
 _TEMPORARY_SUFFIX = ".tmp"
 
 STALE_TEMPORARY_SECONDS = 600.0
+_RECOUNT_EVERY = 100  # events a process writes between two counts of the directory
+
+
+class SpoolFull(RuntimeError):
+    """The spool holds ``max_events`` events; the event was not written."""
 
 
 @dataclass(frozen=True)
@@ -44,16 +52,22 @@ class SpooledEvent:
 class Spool:
     """A directory of events waiting for delivery; safe to share between processes."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_events: int | None = None) -> None:
         self.directory = directory
+        self.max_events = max_events
+        self.dropped_file = directory / ".dropped"
+        self._counted: int | None = None  # events found at the last count of the directory
+        self._written_since_count = 0
         self.rejected_directory = directory / "rejected"
         self.dead_letter_directory = directory / "dead-letter"
         self._lock_path = directory / ".drain.lock"
         self._unavailable_marker = directory / ".broker-unavailable"
 
     def put(self, event: Event) -> Path:
-        """Write one event durably and return its file."""
+        """Write one event durably and return its file; :class:`SpoolFull` at ``max_events``."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self._full():
+            raise SpoolFull(f"the spool {self.directory} holds {self._counted} events (max_spool_events)")
         name = f"{time.time_ns():020d}-{os.getpid()}-{event.event_id}{_SUFFIX}"
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
@@ -63,7 +77,51 @@ class Spool:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
         _fsync_directory(self.directory)
+        self._written_since_count += 1
         return final
+
+    def _full(self) -> bool:
+        if self.max_events is None:
+            return False
+        estimate = (self._counted or 0) + self._written_since_count
+        if self._counted is None or self._written_since_count >= _RECOUNT_EVERY or estimate >= self.max_events:
+            self._counted, self._written_since_count = self.count(), 0
+            estimate = self._counted
+        return estimate >= self.max_events
+
+    def record_dropped(self, event: Event, reason: str) -> int:
+        """Count an event that could not be spooled in ``.dropped`` (shared by all processes);
+        returns the count so far."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.dropped_file, "a+", encoding="utf-8") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            handle.seek(0)
+            try:
+                count = int(json.loads(handle.read() or "{}").get("count", 0))
+            except (ValueError, AttributeError):
+                count = 0  # a damaged counter restarts rather than blocking the count
+            record = {
+                "count": count + 1,
+                "last_reason": reason,
+                "last_event": f"{event.event_type.value} {event.event_id} (DAG {event.dag_id})",
+                "last_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            handle.seek(0)
+            handle.truncate()
+            handle.write(json.dumps(record))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return count + 1
+
+    def dropped(self) -> dict[str, Any] | None:
+        """What ``.dropped`` holds (``count``, ``last_reason``, ``last_event``, ``last_at``), if anything."""
+        try:
+            value = json.loads(self.dropped_file.read_text(encoding="utf-8") or "null")
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"count": "?", "last_reason": f"{self.dropped_file} is damaged"}
+        return value if isinstance(value, dict) else None
 
     def pending(self, limit: int | None = None) -> list[SpooledEvent]:
         """The oldest waiting events first; unreadable files are moved aside to ``rejected/``."""

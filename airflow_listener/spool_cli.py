@@ -1,6 +1,7 @@
 """``airstream-spool``: look at and flush the listener's spool by hand.
 
     airstream-spool status          how many events wait, and where; how many were dead-lettered
+                                    or not spooled (spool full)
     airstream-spool flush           deliver them now (ignores the broker back-off)
 
 Reads the same ``[airstream]`` configuration as the listener, so run it where Airflow runs.
@@ -29,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     waiting = publisher.spool.count()
     if args.command == "status":
         print(f"{waiting} event(s) waiting in {config.spool_dir}")
+        dropped = publisher.spool.dropped()
+        if dropped:
+            print(
+                f"{dropped.get('count')} event(s) NOT spooled because the spool was full (max_spool_events="
+                f"{config.max_spool_events}); last: {dropped.get('last_event')} at {dropped.get('last_at')}: "
+                f"{dropped.get('last_reason')}. Delete {publisher.spool.dropped_file} to reset the count."
+            )
         dead = publisher.spool.dead_letter_count()
         if dead:
             print(f"{dead} event(s) the broker refused for good in {publisher.spool.dead_letter_directory}")

@@ -166,3 +166,19 @@ def test_disabled_in_reads_only_the_enabled_option(raw: str, disabled: bool) -> 
     assert ListenerConfig.disabled_in(getter({"enabled": raw, "delivery_timeout": "nan"})) is disabled
     assert ListenerConfig.disabled_in(getter({})) is False
     assert ListenerConfig.disabled_in(getter({"enabled": "maybe"})) is False  # kept, not lost
+
+
+def test_max_spool_events() -> None:
+    assert build().max_spool_events == 100_000
+    assert build(max_spool_events=" 500 ").max_spool_events == 500
+
+
+@pytest.mark.parametrize(
+    "raw,words", [("0", ["positive"]), ("-3", ["positive"]), ("1.5", ["whole number"]), ("lots", ["whole number"])]
+)
+def test_bad_max_spool_events_is_refused_naming_the_option(raw: str, words: list[str]) -> None:
+    with pytest.raises(ListenerConfigError) as info:
+        build(max_spool_events=raw)
+    assert "[airstream] max_spool_events=" in str(info.value)
+    for word in words:
+        assert word in str(info.value)

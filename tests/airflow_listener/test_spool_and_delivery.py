@@ -724,3 +724,58 @@ def test_a_refusal_the_broker_answers_is_dead_lettered_too(tmp_path: Path, monke
     assert publisher.spool.dead_letter_count() == 1
     (reason,) = publisher.spool.dead_letter_directory.glob("*.reason.txt")
     assert "TopicAuthorizationFailed" in reason.read_text()
+
+
+# --- a full spool -----------------------------------------------------------------------------
+
+
+def test_a_full_spool_refuses_new_events_loudly_and_counts_them(
+    broker: Broker,
+    topic: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import replace
+
+    config = replace(listener_config(tmp_path / "spool", closed_port_address(), topic), max_spool_events=3)
+    down = Publisher(config)
+    down.spool.mark_broker_unavailable()  # an outage: events only go to the spool
+    events = [task_event(task_id=f"t{index}") for index in range(5)]
+    with caplog.at_level("ERROR", logger="airstream"):
+        for event in events:
+            down.publish(event, inline=True)  # never raises
+
+    assert spooled_ids(down.spool) == [event.event_id for event in events[:3]]  # the oldest are kept
+    errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 2, "one ERROR per event not spooled"
+    assert events[3].event_id in errors[0] and events[4].event_id in errors[1]
+    assert "max_spool_events" in errors[1] and "NOT recorded" in errors[1]
+    dropped = json.loads((config.spool_dir / ".dropped").read_text())
+    assert dropped["count"] == 2
+    assert events[4].event_id in dropped["last_event"]
+    assert "max_spool_events" in dropped["last_reason"]
+
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__BOOTSTRAP_SERVERS", broker.bootstrap_servers)
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__TOPIC", topic)
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__SPOOL_DIR", str(config.spool_dir))
+    monkeypatch.setenv("AIRFLOW__AIRSTREAM__MAX_SPOOL_EVENTS", "3")
+    assert spool_cli.main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "3 event(s) waiting" in out
+    assert "2 event(s) NOT spooled because the spool was full" in out
+
+    # The broker is back: what was kept goes out, and the limit lifts.
+    assert spool_cli.main(["flush", "--timeout", "10"]) == 0
+    later = task_event(task_id="later")
+    up = Publisher(replace(config, bootstrap_servers=broker.bootstrap_servers))
+    try:
+        up.publish(later, inline=True)
+    finally:
+        up.close()
+    records = read_back(broker.bootstrap_servers, topic, expected=4)
+    assert sorted(parse_event(r.value).event_id for r in records) == sorted(
+        event.event_id for event in [*events[:3], later]
+    )
+    assert json.loads((config.spool_dir / ".dropped").read_text())["count"] == 2  # kept for a person
