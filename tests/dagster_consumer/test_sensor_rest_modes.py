@@ -24,7 +24,7 @@ from airstream.dagster_consumer import sensor as sensor_module
 from airstream.dagster_consumer.consume import Recorder, consume
 from airstream.dagster_consumer.cursor import SeenEvents
 from airstream.dagster_consumer.rest.auth import BearerTokenAuthBackend
-from airstream.dagster_consumer.sources.base import EventBatch, EventSource, Position
+from airstream.dagster_consumer.sources.base import EventBatch, EventSource, OffsetGap, Position
 from airstream.dagster_consumer.sources.rest import RestEventSource
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY
 from airstream.schemas import Event
@@ -249,6 +249,28 @@ def test_a_repair_between_sweeps_waits_for_the_next_one(instance: DagsterInstanc
     clock.now += 300
     again, _ = tick(sensor_def, swept.cursor, instance)
     assert again.asset_events == [], "repaired exactly once"
+
+
+def test_a_gap_in_the_topic_makes_a_sweep_due_now(instance: DagsterInstance, clock: Clock) -> None:
+    class GapOnce(ListEventSource):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gaps = [OffsetGap(partition=1, stored_offset=40, resumed_offset=25, reason="below the log start")]
+
+        def read(self, position: Position | None) -> EventBatch:
+            batch = super().read(position)
+            batch.gaps, self.gaps = self.gaps, []
+            return batch
+
+    api = FakeRestApi()
+    sensor_def = gap_repair_sensor(GapOnce(), api, gap_repair_interval=300)
+    first, _ = tick(gap_repair_sensor(ListEventSource(), api, gap_repair_interval=300), None, instance)  # no gap
+    assert api.calls["list_dag_runs"] == 1
+    clock.now += 60  # well before the next sweep would be due
+    result, log = tick(sensor_def, first.cursor, instance)
+    assert api.calls["list_dag_runs"] == 2, "the gap made the sweep due now"
+    assert any("events lost to the topic: partition 1: stored offset 40" in line for line in log)
+    assert json.loads(result.cursor or "")["rest"]["swept_at"] == round(clock.now)
 
 
 @pytest.mark.parametrize("interval", [None, 0])
