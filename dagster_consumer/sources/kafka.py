@@ -40,6 +40,11 @@ class KafkaEventSource(EventSource):
         client_options: passed to kafka-python's ``KafkaConsumer`` as they are, for security
             (``security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
             sasl_plain_username=..., sasl_plain_password=..., ssl_cafile=...``) and tuning.
+        dead_letter_topic: a topic each poison message (not an event, a null value, a failed
+            schema, an unknown major version) is copied to, as it is (key, value, headers), with
+            the headers ``airstream-error`` (why) and ``airstream-origin`` (``topic[partition]@offset``).
+            The copy is flushed before the tick returns; if it fails, the tick fails and nothing
+            is consumed. Events of an unknown type are not copied (they are tolerated).
 
     Example::
 
@@ -55,6 +60,7 @@ class KafkaEventSource(EventSource):
         max_seconds_per_tick: float = 10.0,
         connect_timeout_seconds: float = 10.0,
         client_options: Mapping[str, Any] | None = None,
+        dead_letter_topic: str | None = None,
     ) -> None:
         if not bootstrap_servers or not bootstrap_servers.strip():
             raise ValueError("KafkaEventSource: bootstrap_servers is empty; pass host:port[,host:port]")
@@ -68,6 +74,11 @@ class KafkaEventSource(EventSource):
         self.max_seconds_per_tick = max_seconds_per_tick
         self.connect_timeout_seconds = connect_timeout_seconds
         self.client_options = dict(client_options or {})
+        if dead_letter_topic is not None and (not dead_letter_topic.strip() or dead_letter_topic == topic):
+            raise ValueError(
+                f"KafkaEventSource: dead_letter_topic must be a topic other than {topic!r} (got {dead_letter_topic!r})"
+            )
+        self.dead_letter_topic = dead_letter_topic
 
     def describe(self) -> str:
         return f"kafka://{','.join(self.bootstrap_servers)}/{self.topic}"
@@ -120,6 +131,7 @@ class KafkaEventSource(EventSource):
 
         events: list[Event] = []
         rejected: list[RejectedMessage] = []
+        poison: list[tuple[Any, RejectedMessage]] = []
         unknown_types: list[RejectedMessage] = []
         gaps: list[OffsetGap] = []
         deadline = time.monotonic() + self.max_seconds_per_tick
@@ -143,6 +155,7 @@ class KafkaEventSource(EventSource):
                         unknown_types.append(RejectedMessage(where=where, reason=str(error)))
                     except (InvalidEvent, ValueError, TypeError) as error:  # never let one message stall the sensor
                         rejected.append(RejectedMessage(where=where, reason=str(error)))
+                        poison.append((record, rejected[-1]))
             if not polled:
                 beyond = self._beyond_the_end(consumer, assigned)
                 for topic_partition, offset in beyond.items():
@@ -150,6 +163,8 @@ class KafkaEventSource(EventSource):
                     offsets[topic_partition.partition] = gaps[-1].resumed_offset
                 if not beyond and self._caught_up(consumer, assigned):
                     break
+        if poison and self.dead_letter_topic:
+            self._dead_letter(poison)
         return EventBatch(
             events=events,
             position={str(partition): offset for partition, offset in sorted(offsets.items())},
@@ -158,6 +173,33 @@ class KafkaEventSource(EventSource):
             gaps=gaps,
             caught_up=self._caught_up(consumer, assigned),
         )
+
+    def _dead_letter(self, poison: list[tuple[Any, RejectedMessage]]) -> None:
+        from kafka import KafkaProducer
+
+        options = {key: value for key, value in self.client_options.items() if key in KafkaProducer.DEFAULT_CONFIG}
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers, acks="all", client_id="airstream-dagster-consumer", **options
+        )
+        try:
+            sent = []
+            for record, rejected in poison:
+                headers = [
+                    *(record.headers or []),
+                    ("airstream-error", rejected.reason.encode()),
+                    ("airstream-origin", rejected.where.encode()),
+                ]
+                sent.append(producer.send(self.dead_letter_topic, key=record.key, value=record.value, headers=headers))
+            producer.flush(timeout=self.connect_timeout_seconds)
+            for future in sent:
+                future.get(timeout=self.connect_timeout_seconds)  # raises what the broker answered
+        except Exception as error:
+            raise EventSourceUnavailable(
+                f"copying {len(poison)} poison message(s) to the dead-letter topic {self.dead_letter_topic!r} failed "
+                f"({error}); nothing was consumed, the next tick tries again"
+            ) from error
+        finally:
+            producer.close(timeout=self.connect_timeout_seconds)
 
     @staticmethod
     def _beyond_the_end(consumer: Any, assigned: list[Any]) -> dict[Any, int]:

@@ -322,3 +322,26 @@ def test_a_recreated_topic_resumes_from_its_earliest_offset_and_records_the_gap(
     _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=cursor)
     assert len(_health(instance)) == 1, "the gap is reported once"
     assert "run_8" in _materialized_runs(instance, WAREHOUSE)
+
+
+def test_poison_messages_are_copied_to_the_dead_letter_topic_with_the_reason(
+    broker: Broker, topic: str, instance: DagsterInstance, topic_reader: Any
+) -> None:
+    dead_letters = f"{topic}-dead-letters"
+    _publish_raw(broker, topic, [None, b"not json at all"])
+    _publish(broker, topic, _run(1))
+
+    _tick(instance, _defs(broker.bootstrap_servers, topic, dead_letter_topic=dead_letters), cursor=None)
+    assert _materialized_runs(instance, WAREHOUSE) == ["run_1"]
+    copies = topic_reader(dead_letters, expected=2)
+    assert [record.value for record in copies] == [None, b"not json at all"]
+    assert all(record.key == message_key(INSTANCE, "etl") for record in copies)
+    headers = [dict(record.headers) for record in copies]
+    assert b"tombstone" in headers[0]["airstream-error"]
+    assert [h["airstream-origin"].decode().rsplit("@", 1)[1] for h in headers] == ["0", "1"]
+    assert all(h["airstream-origin"].decode().startswith(f"{topic}[") for h in headers)
+
+
+def test_a_dead_letter_topic_must_be_another_topic() -> None:
+    with pytest.raises(ValueError, match="dead_letter_topic must be a topic other than"):
+        KafkaEventSource(bootstrap_servers="localhost:9092", topic="airflow.events", dead_letter_topic="airflow.events")
