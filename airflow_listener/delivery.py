@@ -9,7 +9,11 @@ spool is drained to Kafka, oldest first, under a lock shared by all processes on
   the drain runs on a background thread, which also retries a non-empty spool every
   ``retry_backoff`` seconds.
 * After a failure, every process skips the broker for ``retry_backoff`` seconds and only
-  spools, so an outage never slows task after task.
+  spools, so an outage never slows task after task. The back-off is checked again once the drain
+  lock is held (the holder we waited for may just have found the broker dead), and only an
+  acknowledgement from the broker lifts it.
+* A record the broker refuses for good goes to the spool's ``dead-letter/`` folder and the events
+  behind it go on; when the spool is full a new event is logged at ERROR and counted instead.
 """
 
 from __future__ import annotations
