@@ -74,6 +74,11 @@ class KafkaEventSource(EventSource):
         self.max_seconds_per_tick = max_seconds_per_tick
         self.connect_timeout_seconds = connect_timeout_seconds
         self.client_options = dict(client_options or {})
+        if "auto_offset_reset" in self.client_options:
+            raise ValueError(
+                "KafkaEventSource: drop auto_offset_reset from client_options: airstream resumes an offset the broker "
+                "no longer has from the earliest one and reports the gap, it never jumps"
+            )
         if dead_letter_topic is not None and (not dead_letter_topic.strip() or dead_letter_topic == topic):
             raise ValueError(
                 f"KafkaEventSource: dead_letter_topic must be a topic other than {topic!r} (got {dead_letter_topic!r})"

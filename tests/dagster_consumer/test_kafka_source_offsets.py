@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
 from kafka.errors import OffsetOutOfRangeError
 
@@ -90,3 +91,8 @@ def test_an_offset_inside_the_log_reports_no_gap() -> None:
     batch = KafkaEventSource("broker:9092", TOPIC)._read(RetainedLog(log_start=25, end=30), {0: 27})
     assert batch.gaps == []
     assert [event.run_id for event in batch.events] == ["run_27", "run_28", "run_29"]
+
+
+def test_auto_offset_reset_cannot_be_set_through_client_options() -> None:
+    with pytest.raises(ValueError, match="drop auto_offset_reset"):
+        KafkaEventSource("broker:9092", TOPIC, client_options={"auto_offset_reset": "latest"})
