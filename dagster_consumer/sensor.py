@@ -36,6 +36,16 @@ from airstream.dagster_consumer.translate import AssetEvent
 
 DEFAULT_GAP_REPAIR_INTERVAL = 300.0
 
+# Instance name → (recorder, event source) of the sensors built in this process, so
+# ``airstream replay`` translates exactly as the sensor of the user's definitions does.
+_BUILT: dict[str, tuple[Recorder, EventSource | None]] = {}
+
+
+def built_sensor_parts(instance_name: str) -> tuple[Recorder, EventSource | None] | None:
+    """The recorder (mappings, webserver URL) and event source of the last sensor built for
+    ``instance_name`` in this process, or ``None``."""
+    return _BUILT.get(instance_name)
+
 
 def sensor_name(airflow_instance: AirflowInstance) -> str:
     return f"{airflow_instance.name}__airflow_event_sensor"
@@ -98,6 +108,7 @@ def build_airflow_event_sensor(
     recorder = Recorder(
         instance_name=airflow_instance.name, mappings=mappings, webserver_url=airflow_instance.webserver_url
     )
+    _BUILT[airflow_instance.name] = (recorder, event_source)
     sources = " and ".join(
         [source.describe() for source in (event_source,) if source is not None]
         + ([f"gap repair from {rest.describe()} every {interval:g} s"] if event_source and rest and interval else [])

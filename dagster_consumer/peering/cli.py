@@ -11,43 +11,18 @@ reload in the UI, a restart) shows the new DAGs::
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
 
 from dagster import DagsterInstance
-from dagster.components.definitions import LazyDefinitions
 
+from airstream.dagster_consumer import cli
 from airstream.dagster_consumer.peering import loader
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``airstream`` command (``airstream peering refresh``); returns the exit status."""
-    parser = argparse.ArgumentParser(prog="airstream", description="airstream on the Dagster side")
-    commands = parser.add_subparsers(dest="command", required=True)
-    peering = commands.add_parser("peering", help="Airflow peering (DAGs and Airflow assets as Dagster assets)")
-    peering_commands = peering.add_subparsers(dest="peering_command", required=True)
-    refresh = peering_commands.add_parser(
-        "refresh", help="fetch the DAGs and Airflow assets again and store them in the Dagster instance"
-    )
-    where = refresh.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "-m", "--module", help="the module holding your Dagster definitions, e.g. my_project.definitions"
-    )
-    where.add_argument("-f", "--file", help="the Python file holding your Dagster definitions")
-    refresh.add_argument(
-        "--instance",
-        action="append",
-        dest="instances",
-        metavar="NAME",
-        help="only this Airflow instance (repeatable); default: every instance the definitions peer with",
-    )
-    args = parser.parse_args(argv)
-    return refresh_command(module=args.module, file=args.file, instance_names=args.instances)
+    """The ``airstream`` command (see :mod:`airstream.dagster_consumer.cli`); returns the exit status."""
+    return cli.main(argv)
 
 
 def refresh_command(*, module: str | None, file: str | None, instance_names: Sequence[str] | None) -> int:
@@ -58,7 +33,7 @@ def refresh_command(*, module: str | None, file: str | None, instance_names: Seq
         print(f"airstream: no Dagster instance ({error}); set DAGSTER_HOME to your deployment's", file=sys.stderr)
         return 2
     with dagster_instance, loader.first_fetch_suppressed():
-        _load_definitions(_import(module, file))
+        cli.load_user_definitions(module, file)
         peerings = loader.loaded_peerings()
         chosen = {
             key: peering
@@ -78,28 +53,6 @@ def refresh_command(*, module: str | None, file: str | None, instance_names: Seq
                 print(f"airstream: refreshing Airflow instance {name!r} failed: {error}", file=sys.stderr)
                 status = 1
         return status
-
-
-def _import(module: str | None, file: str | None) -> ModuleType:
-    if module:
-        sys.path.insert(0, str(Path.cwd()))
-        return importlib.import_module(module)
-    path = Path(file or "").resolve()
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"airstream: cannot import {path}")
-    loaded = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = loaded
-    spec.loader.exec_module(loaded)
-    return loaded
-
-
-def _load_definitions(module: ModuleType) -> None:
-    """Build what the module defines lazily (``@dagster.definitions``); plain ``Definitions`` were built on import."""
-    for value in list(vars(module).values()):
-        if isinstance(value, LazyDefinitions):
-            value()
 
 
 if __name__ == "__main__":
