@@ -11,12 +11,13 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from airstream.schemas import Event, message_key, serialize_event
 from devstack.processes import ManagedProcess, StackError, free_port
 
 __all__ = ["BOOTSTRAP_ENV", "Broker", "create_topic", "read_topic", "start_broker"]
@@ -211,3 +212,20 @@ def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: fl
         return records
     finally:
         consumer.close()
+
+
+def publish(bootstrap_servers: str, topic: str, messages: Sequence[Event | bytes | None], *, raw_key: bytes) -> None:
+    """Write events (keyed as the listener keys them) and raw values (``bytes``, or ``None`` for a
+    tombstone, keyed ``raw_key``) to ``topic``, in order, and wait for the broker's acknowledgements."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    try:
+        for message in messages:
+            if message is None or isinstance(message, bytes):
+                producer.send(topic, key=raw_key, value=message)
+            else:
+                producer.send(topic, key=message_key(message.instance, message.dag_id), value=serialize_event(message))
+        producer.flush(timeout=10)
+    finally:
+        producer.close()

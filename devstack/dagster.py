@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -114,3 +115,27 @@ def tick_and_store(sensor: Any, instance: Any, cursor: str | None, definitions: 
     for asset_event in result.asset_events:
         instance.report_runless_asset_event(asset_event)
     return result.cursor, len(result.asset_events)
+
+
+def tick_with_log(sensor: Any, cursor: str | None, instance: Any) -> tuple[Any, list[logging.LogRecord]]:
+    """Evaluate ``sensor`` once (nothing stored); returns its ``SensorResult`` and what it logged."""
+    from dagster import SensorResult, build_sensor_context
+
+    context = build_sensor_context(cursor=cursor, instance=instance)
+    handler = _Recording()
+    context.log.addHandler(handler)
+    try:
+        result = sensor(context)
+    finally:
+        context.log.removeHandler(handler)
+    assert isinstance(result, SensorResult), f"the sensor returned {type(result).__name__}, not a SensorResult"
+    return result, handler.records
+
+
+class _Recording(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)

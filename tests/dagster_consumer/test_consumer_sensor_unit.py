@@ -38,6 +38,7 @@ from airstream.dagster_consumer.cursor import InvalidCursor
 from airstream.dagster_consumer.sources.base import EventBatch, EventSource, Position, RejectedMessage
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY, NO_PARTITION_METADATA_KEY
 from airstream.schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
+from devstack.dagster import tick_with_log
 
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")
@@ -150,23 +151,6 @@ def tick(sensor_def: SensorDefinition, cursor: str | None, instance: DagsterInst
     result = sensor_def(context)
     assert isinstance(result, SensorResult)
     return result
-
-
-def tick_with_log(
-    sensor_def: SensorDefinition, cursor: str | None, instance: DagsterInstance
-) -> tuple[SensorResult, list[logging.LogRecord]]:
-    """One tick, and what it logged."""
-    context = build_sensor_context(cursor=cursor, instance=instance)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    context.log.addHandler(handler)
-    try:
-        result = sensor_def(context)
-    finally:
-        context.log.removeHandler(handler)
-    assert isinstance(result, SensorResult)
-    return result, records
 
 
 def store(instance: DagsterInstance, result: SensorResult) -> None:

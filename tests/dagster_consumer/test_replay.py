@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 from dagster import AssetKey, DagsterInstance
-from kafka import KafkaProducer
 
 from airstream.dagster_consumer.cli import main
 from airstream.dagster_consumer.replay import ReplayError, ReplayState, parse_time
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY
-from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key, serialize_event
-from devstack.broker import Broker
+from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key
+from devstack.broker import Broker, publish
 from devstack.processes import free_port
 
 INSTANCE = "prod"
@@ -57,17 +56,8 @@ def definitions(tmp_path: Path, broker: Broker, topic: str) -> Path:
     return path
 
 
-def _publish(broker: Broker, topic: str, events: Sequence[Event | bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    try:
-        for event in events:
-            if isinstance(event, bytes):
-                producer.send(topic, key=message_key(INSTANCE, "etl"), value=event)
-            else:
-                producer.send(topic, key=message_key(event.instance, event.dag_id), value=serialize_event(event))
-        producer.flush(timeout=10)
-    finally:
-        producer.close()
+def _publish(broker: Broker, topic: str, events: Sequence[Event | bytes | None]) -> None:
+    publish(broker.bootstrap_servers, topic, events, raw_key=message_key(INSTANCE, "etl"))
 
 
 def _run(number: int, dag_id: str = "etl", instance: str = INSTANCE) -> list[Event]:

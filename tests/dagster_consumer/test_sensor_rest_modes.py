@@ -4,7 +4,6 @@ through the one consume step; an in-memory event source and REST API, no Airflow
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,7 +15,6 @@ from dagster import (
     DagsterInstance,
     SensorDefinition,
     SensorResult,
-    build_sensor_context,
 )
 
 from airstream.dagster_consumer import AirflowInstance, AssetMappings, build_airflow_event_sensor
@@ -28,6 +26,7 @@ from airstream.dagster_consumer.sources.base import EventBatch, EventSource, Off
 from airstream.dagster_consumer.sources.rest import RestEventSource
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY
 from airstream.schemas import Event
+from devstack.dagster import tick_with_log
 from devstack.fake_rest import T0, FakeRestApi, run_record, ti_record
 
 WAREHOUSE = AssetKey("warehouse")
@@ -82,16 +81,7 @@ def without_event_source() -> AirflowInstance:
 
 
 def tick(sensor_def: SensorDefinition, cursor: str | None, instance: DagsterInstance) -> tuple[SensorResult, list[str]]:
-    context = build_sensor_context(cursor=cursor, instance=instance)
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    context.log.addHandler(handler)
-    try:
-        result = sensor_def(context)
-    finally:
-        context.log.removeHandler(handler)
-    assert isinstance(result, SensorResult)
+    result, records = tick_with_log(sensor_def, cursor, instance)
     return result, [record.getMessage() for record in records]
 
 

@@ -8,8 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from dagster import AssetKey, AssetSpec, DagsterInstance, Definitions, build_sensor_context, instance_for_test
-from kafka import KafkaProducer
+from dagster import AssetKey, AssetSpec, DagsterInstance, Definitions, instance_for_test
 
 from airstream.dagster_consumer import (
     AirflowInstance,
@@ -19,7 +18,8 @@ from airstream.dagster_consumer import (
     build_defs_from_airflow_instance,
 )
 from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key, serialize_event
-from devstack.broker import Broker
+from devstack.broker import Broker, publish
+from devstack.dagster import tick_and_store
 from devstack.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -51,24 +51,12 @@ def _defs(bootstrap_servers: str, topic: str, **source_options: Any) -> Definiti
 
 def _tick(instance: DagsterInstance, defs: Definitions, cursor: str | None) -> str | None:
     """One sensor evaluation whose asset events are stored, as the daemon does."""
-    sensor = defs.resolve_sensor_def(SENSOR)
-    result = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
-    for asset_event in result.asset_events:
-        instance.report_runless_asset_event(asset_event)
-    return result.cursor
+    cursor, _ = tick_and_store(defs.resolve_sensor_def(SENSOR), instance, cursor, definitions=defs)
+    return cursor
 
 
-def _publish(broker: Broker, topic: str, events: Sequence[Event | bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    try:
-        for event in events:
-            if isinstance(event, bytes):
-                producer.send(topic, key=message_key(INSTANCE, "etl"), value=event)
-            else:
-                producer.send(topic, key=message_key(event.instance, event.dag_id), value=serialize_event(event))
-        producer.flush(timeout=10)
-    finally:
-        producer.close()
+def _publish(broker: Broker, topic: str, events: Sequence[Event | bytes | None]) -> None:
+    publish(broker.bootstrap_servers, topic, events, raw_key=message_key(INSTANCE, "etl"))
 
 
 def _task_event(task_id: str, event_type: EventType, run: str = "run_1", try_number: int = 1) -> TaskInstanceEvent:
@@ -225,23 +213,13 @@ def _health(instance: DagsterInstance) -> list[dict[str, Any]]:
     ]
 
 
-def _publish_raw(broker: Broker, topic: str, values: Sequence[bytes | None]) -> None:
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    try:
-        for value in values:
-            producer.send(topic, key=message_key(INSTANCE, "etl"), value=value)
-        producer.flush(timeout=10)
-    finally:
-        producer.close()
-
-
 def test_a_tombstone_and_a_bad_event_are_skipped_and_counted_and_the_events_around_them_recorded(
     broker: Broker, topic: str, instance: DagsterInstance
 ) -> None:
     broken = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_SUCCESS, run="run_broken")))
     del broken["try_number"]  # fails the schema
     _publish(broker, topic, _run(1))
-    _publish_raw(broker, topic, [None, json.dumps(broken).encode()])  # offsets 3 and 4 of the etl partition
+    _publish(broker, topic, [None, json.dumps(broken).encode()])  # offsets 3 and 4 of the etl partition
     _publish(broker, topic, _run(2))
 
     cursor = _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
@@ -263,7 +241,7 @@ def test_an_event_whose_dates_mix_aware_and_naive_values_is_recorded(
     mixed["start_date"] = "2026-11-01T12:00:00+01:00"
     mixed["end_date"] = "2026-11-01T11:00:03"  # naive: taken as UTC
     mixed["logical_date"] = "2026-11-01T00:00:00"
-    _publish_raw(broker, topic, [json.dumps(mixed).encode()])
+    _publish(broker, topic, [json.dumps(mixed).encode()])
     _publish(broker, topic, _run(1))
 
     _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
@@ -278,7 +256,7 @@ def test_a_new_event_type_of_the_same_major_version_is_skipped_as_unknown_not_as
 ) -> None:
     deferred = json.loads(serialize_event(_task_event("load", EventType.TASK_INSTANCE_RUNNING, run="run_1")))
     deferred.update(schema_version="1.7", event_type="task_instance.deferred", state="deferred")
-    _publish_raw(broker, topic, [json.dumps(deferred).encode()])
+    _publish(broker, topic, [json.dumps(deferred).encode()])
     _publish(broker, topic, _run(1))
 
     _tick(instance, _defs(broker.bootstrap_servers, topic), cursor=None)
@@ -328,7 +306,7 @@ def test_poison_messages_are_copied_to_the_dead_letter_topic_with_the_reason(
     broker: Broker, topic: str, instance: DagsterInstance, topic_reader: Any
 ) -> None:
     dead_letters = f"{topic}-dead-letters"
-    _publish_raw(broker, topic, [None, b"not json at all"])
+    _publish(broker, topic, [None, b"not json at all"])
     _publish(broker, topic, _run(1))
 
     _tick(instance, _defs(broker.bootstrap_servers, topic, dead_letter_topic=dead_letters), cursor=None)
