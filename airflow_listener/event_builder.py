@@ -14,6 +14,7 @@ from typing import Any
 
 from airstream.airflow_listener import __version__
 from airstream.schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskInstanceEvent
+from airstream.schemas.proxying import is_proxy_operator
 
 PRODUCER = f"airstream/{__version__}"
 
@@ -49,11 +50,13 @@ def task_instance_event(instance: str, hook_state: str, task_instance: Any, dag_
     state = hook_state
     if hook_state == "failed" and state_name(getattr(task_instance, "state", None)) == "up_for_retry":
         state = "up_for_retry"
+    operator = _operator_name(task_instance)
     return TaskInstanceEvent.new(
         event_type=_TASK_EVENT_TYPES[state],
         state=state,
         hostname=getattr(task_instance, "hostname", None) or None,
-        operator=_operator_name(task_instance),
+        operator=operator,
+        proxied_to_dagster=is_proxy_operator(operator),  # a proxy operator's task type is its marker
         reported_by=reporting_process(task_instance),
         **_task_instance_fields(instance, task_instance, dag_run),
     )

@@ -6,7 +6,8 @@ they do not know (see :func:`airstream.schemas.parse_event`).
 
 History: 1.0 DAG-run and task-instance events; 1.1 adds the task states ``upstream_failed`` and
 ``removed``, asset events (``asset.updated``), the ``airflow_version`` field and the task ids
-of a finished DAG run.
+of a finished DAG run; 1.2 adds ``proxied_to_dagster`` to task-instance and DAG-run events
+(migration: the task, or the whole DAG, ran in Dagster through a proxy operator).
 
 Nothing secret is carried: no DAG-run ``conf``, no XCom values, no connection data.
 """
@@ -18,11 +19,12 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airstream.schemas.naming import INSTANCE_NAME_PATTERN
+from airstream.schemas.proxying import DAG_PROXY_TASK_ID, is_proxy_operator
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 # A fixed namespace so the same fact always gets the same id, on any machine, in any release.
 _EVENT_ID_NAMESPACE = uuid.UUID("5d0c3a38-7c55-4d0e-9a51-2f5e0d6f7a11")
@@ -127,6 +129,19 @@ class DagRunEvent(_EventBase):
     task_ids: list[str] | None = Field(
         default=None, description="The run's task ids, on success and failed events: what the DAG held."
     )
+    proxied_to_dagster: bool = Field(
+        default=False,
+        description="The whole DAG ran in Dagster (proxied at DAG level); when absent, true if task_ids is "
+        f"exactly [{DAG_PROXY_TASK_ID!r}].",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _proxied_from_task_ids(cls, data: Any) -> Any:
+        # Events of 1.1 producers, and the REST source, say it only through the DAG's one task.
+        if isinstance(data, dict) and "proxied_to_dagster" not in data and data.get("task_ids") == [DAG_PROXY_TASK_ID]:
+            return {**data, "proxied_to_dagster": True}
+        return data
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "attempt": self.clear_number}
@@ -153,6 +168,19 @@ class TaskInstanceEvent(_EventBase):
     reported_by: str | None = Field(
         default=None, description="Which Airflow process saw the change: task, scheduler or api-server."
     )
+    proxied_to_dagster: bool = Field(
+        default=False,
+        description="The task ran a proxy operator: Dagster executed it and materialized its assets. When absent, "
+        "true if the operator is a proxy operator's marker.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _proxied_from_operator(cls, data: Any) -> Any:
+        # Events of 1.1 producers, and the REST source, say it only through the operator name.
+        if isinstance(data, dict) and "proxied_to_dagster" not in data and is_proxy_operator(data.get("operator")):
+            return {**data, "proxied_to_dagster": True}
+        return data
 
     def identity(self) -> dict[str, Any]:
         return {**super().identity(), "task_id": self.task_id, "map_index": self.map_index, "attempt": self.try_number}
