@@ -22,7 +22,7 @@ PACKAGES = ("schemas", "airflow_listener", "dagster_consumer")
 # What each package may import, besides the standard library and itself.
 ALLOWED = {
     "schemas": {"pydantic"},
-    "airflow_listener": {"airflow", "kafka", "pluggy", "sqlalchemy", "airstream.schemas"},
+    "airflow_listener": {"airflow", "kafka", "pluggy", "sqlalchemy", "requests", "yaml", "airstream.schemas"},
     "dagster_consumer": {"dagster", "kafka", "requests", "urllib3", "airstream.schemas"},
 }
 
@@ -48,6 +48,22 @@ def test_each_package_imports_only_what_its_side_installs(package: str) -> None:
         if not any(module == allowed or module.startswith(f"{allowed}.") for allowed in ALLOWED[package]):
             wrong.append(f"{path.relative_to(ROOT)}: {module}")
     assert not wrong, "imports across the line between the sides, or by an unprefixed name:\n" + "\n".join(wrong)
+
+
+def test_the_command_dispatcher_imports_each_side_only_when_its_command_runs() -> None:
+    """``airstream/cli.py`` is the one module that reaches both sides, by name and lazily: its own
+    imports are the standard library only, so neither side's packages load for the other's commands."""
+    dispatcher = ROOT / "airstream" / "cli.py"
+    tree = ast.parse(dispatcher.read_text(), filename=str(dispatcher))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert {name.split(".")[0] for name in imported} <= sys.stdlib_module_names | {"__future__"}, imported
+    from airstream import cli
+
+    assert set(cli.AIRFLOW_SIDE_COMMANDS.values()) == {"airstream.airflow_listener.proxying.cli"}
+    assert cli.DAGSTER_SIDE_CLI == "airstream.dagster_consumer.cli"
+    others = [path for path in (ROOT / "airstream").glob("*.py") if path.name not in ("__init__.py", "cli.py")]
+    assert not others, f"only the version and the dispatcher live in airstream/ itself: {others}"
 
 
 def test_the_version_is_one_string() -> None:
