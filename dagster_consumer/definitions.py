@@ -9,6 +9,7 @@ from dagster import DefaultSensorStatus, Definitions, build_defs_for_component
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, KeyLike
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
+from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory, check_dag_asset_history
 from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, rest_api_of
@@ -25,13 +26,18 @@ def build_defs_from_airflow_instance(
     airflow_asset_key_fn: AirflowAssetKeyFn | None = None,
     airflow_filter: AirflowFilter | None = None,
     peering_state_key: str | None = None,
+    dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY,
+    airflow_state_checks: bool = True,
 ) -> Definitions:
     """Definitions that observe ``airflow_instance`` through its events, and peer with it over REST.
 
     Adds, to ``defs``: an asset for each DAG that ``defs`` maps assets to (DAGs seen only in
-    events are recorded under the same key form, ``[instance, "dag", dag_id]``), and the sensor
-    that records task and DAG-run events on the DAG assets and the mapped assets, and Airflow
-    asset updates on the Dagster assets their URIs name.
+    events are recorded under the same key form, ``[instance, "dag", dag_id]``), downstream of
+    the assets its tasks are mapped to; the checks ``airflow_task_succeeded`` and
+    ``airflow_run_succeeded`` that turn failures red; and the sensor that records task and
+    DAG-run outcomes on the DAG assets and the mapped assets, and Airflow asset updates on the
+    Dagster assets their URIs name. All of it, and the mapped assets that name no group, is in
+    the group named after the instance.
 
     When the instance has REST access (``airflow_instance.rest``), it also peers: every DAG
     Airflow lists that ``airflow_filter`` keeps becomes a DAG asset with its description,
@@ -51,6 +57,12 @@ def build_defs_from_airflow_instance(
         airflow_filter: which DAGs and Airflow assets peering represents (REST access only).
         peering_state_key: where the peering snapshot is kept in the Dagster instance
             (default ``airstream_peering__<name>``); unique per deployment.
+        dag_asset_history: what the DAG assets' event logs hold: ``"runs"`` (default), one record
+            per finished DAG run with its task outcomes summed up in the metadata; ``"all"``,
+            every DAG-run and task-instance event (see :mod:`airstream.dagster_consumer.dag_history`).
+        airflow_state_checks: record the checks ``airflow_task_succeeded`` (task-mapped assets)
+            and ``airflow_run_succeeded`` (DAG assets, DAG-mapped assets) from every outcome, so a
+            failure shows red in the UI (default ``True``; see :mod:`airstream.dagster_consumer.checks`).
 
     Example::
 
@@ -68,6 +80,7 @@ def build_defs_from_airflow_instance(
         )
     """
     keys = AirflowAssetKeys(keys=airflow_asset_keys or {}, key_fn=airflow_asset_key_fn)
+    check_dag_asset_history(dag_asset_history)
     if rest_api_of(airflow_instance) is None:
         if airflow_filter is not None:
             raise ValueError(
@@ -81,6 +94,15 @@ def build_defs_from_airflow_instance(
             sensor_minimum_interval_seconds=sensor_minimum_interval_seconds,
             default_sensor_status=default_sensor_status,
             deduplication_window=deduplication_window,
+            dag_asset_history=dag_asset_history,
+            state_checks=airflow_state_checks,
+        )
+    if dag_asset_history != DEFAULT_DAG_ASSET_HISTORY or not airflow_state_checks:
+        # AirflowPeering builds the definitions itself and does not take these options yet.
+        raise ValueError(
+            f"dag_asset_history={dag_asset_history!r} and airflow_state_checks={airflow_state_checks!r} are "
+            f"supported for Airflow instances observed through events only; {airflow_instance.name!r} has REST "
+            "access (peering), which uses the defaults ('runs' and True): drop these options or the auth_backend"
         )
     peering = AirflowPeering(
         airflow_instance=airflow_instance,

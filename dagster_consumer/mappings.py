@@ -14,6 +14,12 @@ from typing import Any, TypedDict
 from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions, TimeWindowPartitionsDefinition
 
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
+from airstream.dagster_consumer.dag_history import (
+    DEFAULT_DAG_ASSET_HISTORY,
+    DagAssetHistory,
+    RunTaskStates,
+    check_dag_asset_history,
+)
 
 TASK_MAPPING_METADATA_KEY = "airstream/task_mappings"
 DAG_MAPPING_METADATA_KEY = "airstream/dag_mappings"
@@ -108,12 +114,24 @@ class AssetMappings:
     ``partitions`` holds the time-window partitions definition of every asset that has one (a
     run then materializes the partition of its logical date); ``airflow_asset_keys`` says under
     which key an Airflow asset URI is recorded.
+
+    How outcomes are recorded: ``dag_asset_history`` (``"runs"``: one record per finished run on
+    the DAG asset; ``"all"``: every event, see :mod:`airstream.dagster_consumer.dag_history`) and
+    ``state_checks`` (record the ``airflow_task_succeeded`` / ``airflow_run_succeeded`` check
+    evaluations, see :mod:`airstream.dagster_consumer.checks`). ``run_task_states`` holds the task
+    states of recent runs that the run outcomes summarise; each sensor has its own.
     """
 
     by_task: Mapping[tuple[str, str], Sequence[AssetKey]] = field(default_factory=dict)
     by_dag: Mapping[str, Sequence[AssetKey]] = field(default_factory=dict)
     partitions: Mapping[AssetKey, TimeWindowPartitionsDefinition] = field(default_factory=dict)
     airflow_asset_keys: AirflowAssetKeys = field(default_factory=AirflowAssetKeys)
+    dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY
+    state_checks: bool = True
+    run_task_states: RunTaskStates = field(default_factory=RunTaskStates, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_dag_asset_history(self.dag_asset_history)
 
     @property
     def dag_ids(self) -> set[str]:
@@ -125,7 +143,12 @@ class AssetMappings:
 
     @classmethod
     def from_specs(
-        cls, specs: Iterable[AssetSpec], airflow_asset_keys: AirflowAssetKeys | None = None
+        cls,
+        specs: Iterable[AssetSpec],
+        airflow_asset_keys: AirflowAssetKeys | None = None,
+        *,
+        dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY,
+        state_checks: bool = True,
     ) -> AssetMappings:
         by_task: dict[tuple[str, str], list[AssetKey]] = defaultdict(list)
         by_dag: dict[str, list[AssetKey]] = defaultdict(list)
@@ -142,11 +165,25 @@ class AssetMappings:
             by_dag=dict(by_dag),
             partitions=partitions,
             airflow_asset_keys=airflow_asset_keys or AirflowAssetKeys(),
+            dag_asset_history=dag_asset_history,
+            state_checks=state_checks,
         )
 
     @classmethod
-    def from_definitions(cls, defs: Definitions, airflow_asset_keys: AirflowAssetKeys | None = None) -> AssetMappings:
-        return cls.from_specs(defs.resolve_all_asset_specs(), airflow_asset_keys)
+    def from_definitions(
+        cls,
+        defs: Definitions,
+        airflow_asset_keys: AirflowAssetKeys | None = None,
+        *,
+        dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY,
+        state_checks: bool = True,
+    ) -> AssetMappings:
+        return cls.from_specs(
+            defs.resolve_all_asset_specs(),
+            airflow_asset_keys,
+            dag_asset_history=dag_asset_history,
+            state_checks=state_checks,
+        )
 
 
 def _add_mapping(asset: MappedAsset, metadata_key: str, entry: dict[str, str]) -> MappedAsset:

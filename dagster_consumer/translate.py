@@ -1,13 +1,19 @@
 """The one translation from airstream events to Dagster asset events.
 
-Every DAG-run and task-instance event leaves exactly one record on its DAG's asset
-(``[instance, "dag", dag_id]``): a materialization when a DAG run succeeds, an observation for
-everything else, so the DAG asset's event log is the full run history. Mapped assets get:
+DAG assets (``[instance, "dag", dag_id]``) keep the history :mod:`airstream.dagster_consumer.dag_history`
+describes: by default (``dag_asset_history="runs"``) one record per finished DAG run, a
+materialization when it succeeded, an observation when it failed, with its task outcomes summed
+up in the metadata; with ``"all"``, every DAG-run and task-instance event. Mapped assets get:
 
 * task-mapped assets: a materialization when the task succeeds (whoever reported it: the task
   process, the scheduler or the api-server); an observation when it fails, is up for retry, is
   skipped, is upstream_failed or removed, so the failure shows on the asset;
 * DAG-mapped assets: a materialization when the DAG run succeeds; an observation when it fails.
+
+With ``state_checks`` (the default), every outcome also evaluates the asset's check
+(``airflow_task_succeeded`` on task-mapped assets, ``airflow_run_succeeded`` on DAG assets and
+DAG-mapped assets; see :mod:`airstream.dagster_consumer.checks`): that is what turns a failure
+red in Dagster's UI.
 
 An Airflow asset update (``asset.updated``) materializes the Dagster asset its URI resolves to
 (see :mod:`airstream.dagster_consumer.asset_keys`), unless a task mapping already materializes that key
@@ -17,6 +23,11 @@ whose task success already tells the story.
 A mapped asset with a time-window partitions definition is recorded on the partition of the
 run's logical date; a logical date outside the definition turns the materialization into an
 observation that says why (see :mod:`airstream.dagster_consumer.partitions`).
+
+Metadata reads top to bottom as a person wants it: state, DAG, run, task, dates (as timestamps,
+which the UI shows as local dates), duration rounded to 0.1 s, the link to Airflow, and the event
+id last; facts the event does not have (the logical date of a manual run on Airflow 3, the end
+date of a running task) are left out rather than shown empty.
 
 The time Airflow reached the state is in the ``airflow/timestamp`` metadata. Dagster 1.13 stamps
 every asset event with the time it is stored: ``AssetMaterialization``, ``AssetObservation``,
@@ -32,14 +43,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from dagster import AssetKey, AssetMaterialization, AssetObservation, MetadataValue
+from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, AssetObservation, MetadataValue
 
 from airstream.dagster_consumer.airflow_links import airflow_ui_url
+from airstream.dagster_consumer.checks import check_evaluation
+from airstream.dagster_consumer.dag_history import RunSummary
 from airstream.dagster_consumer.mappings import AssetMappings, dag_asset_key
 from airstream.dagster_consumer.partitions import NoPartition, partition_for_logical_date
 from airstream.schemas import AssetUpdatedEvent, DagRunEvent, Event, EventType, TaskInstanceEvent
 
-AssetEvent = AssetMaterialization | AssetObservation
+AssetEvent = AssetMaterialization | AssetObservation | AssetCheckEvaluation
 
 EVENT_ID_METADATA_KEY = "airstream/event_id"
 NO_PARTITION_METADATA_KEY = "airstream/no_partition"
@@ -54,35 +67,47 @@ _TASK_FAILURES = {
 
 
 def translate(event: Event, *, mappings: AssetMappings, webserver_url: str | None = None) -> list[AssetEvent]:
-    """The Dagster asset events that record one Airflow event.
+    """The Dagster asset events (and check evaluations) that record one Airflow event.
 
     Example::
 
         translate(task_success, mappings=AssetMappings(by_task={("etl", "load"): [AssetKey("orders")]}))
-        # [AssetObservation(["prod", "dag", "etl"]), AssetMaterialization(["orders"])]
+        # [AssetMaterialization(["orders"]), AssetCheckEvaluation(["orders"], "airflow_task_succeeded", passed=True)]
     """
-    record = _Recorder(event, mappings, event_metadata(event, webserver_url), _describe(event))
+    metadata = event_metadata(event, webserver_url)
     if isinstance(event, AssetUpdatedEvent):
+        record = _Recorder(event, mappings, metadata, _describe(event))
         key = mappings.airflow_asset_keys.key_for(event.uri)
         if key in mappings.by_task.get((event.dag_id, event.task_id), []):
             return []  # the task's success materializes it through the task mapping
         return record.on_mapped([key], materialize=True)
 
     dag_key = dag_asset_key(event.instance, event.dag_id)
+    every_event = mappings.dag_asset_history == "all"
     if isinstance(event, DagRunEvent):
+        if event.event_type == EventType.DAG_RUN_RUNNING:
+            return _Recorder(event, mappings, metadata, _describe(event)).on_dag(dag_key) if every_event else []
+        summary = mappings.run_task_states.summary(event)
+        metadata = _with_summary(metadata, summary)
+        record = _Recorder(event, mappings, metadata, f"{_describe(event)}: {summary.describe()}")
         mapped = mappings.by_dag.get(event.dag_id, [])
-        if event.event_type == EventType.DAG_RUN_SUCCESS:
-            return record.on_dag(dag_key, materialize=True) + record.on_mapped(mapped, materialize=True)
-        if event.event_type == EventType.DAG_RUN_FAILED:
-            return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=False)
-        return record.on_dag(dag_key)
+        success = event.event_type == EventType.DAG_RUN_SUCCESS
+        return (
+            record.on_dag(dag_key, materialize=success)
+            + record.on_mapped(mapped, materialize=success)
+            + record.checks([dag_key, *mapped])
+        )
 
+    record = _Recorder(event, mappings, metadata, _describe(event))
+    if isinstance(event, TaskInstanceEvent):
+        mappings.run_task_states.note(event)
+    on_dag = record.on_dag(dag_key) if every_event else []
     mapped = mappings.by_task.get((event.dag_id, event.task_id), [])
     if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
-        return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=True)
+        return on_dag + record.on_mapped(mapped, materialize=True) + record.checks(mapped)
     if event.event_type in _TASK_FAILURES:
-        return record.on_dag(dag_key) + record.on_mapped(mapped, materialize=False)
-    return record.on_dag(dag_key)
+        return on_dag + record.on_mapped(mapped, materialize=False) + record.checks(mapped)
+    return on_dag
 
 
 def order_for_translation(events: Iterable[Event]) -> list[Event]:
@@ -96,40 +121,59 @@ def order_for_translation(events: Iterable[Event]) -> list[Event]:
 
 
 def event_metadata(event: Event, webserver_url: str | None) -> dict[str, Any]:
-    """The Airflow facts of an event, as Dagster metadata."""
+    """The Airflow facts of an event, as Dagster metadata, in reading order, the event id last.
+
+    Dates are timestamps (the UI shows them as dates in the reader's time zone); facts the event
+    does not carry are left out.
+    """
     metadata: dict[str, Any] = {
-        EVENT_ID_METADATA_KEY: event.event_id,
+        "airflow/state": event.state,
+        "airflow/event_type": event.event_type.value,
         "airflow/instance": event.instance,
         "airflow/dag_id": event.dag_id,
         "airflow/run_id": event.run_id,
-        "airflow/state": event.state,
-        "airflow/event_type": event.event_type.value,
-        "airflow/run_type": event.run_type or "",
-        "airflow/logical_date": _iso(event.logical_date),
-        "airflow/start_date": _iso(event.start_date),
-        "airflow/end_date": _iso(event.end_date),
-        "airflow/timestamp": MetadataValue.timestamp(_utc(event.end_date or event.start_date or event.emitted_at)),
-        "airflow/version": event.airflow_version or "",
     }
-    if event.start_date and event.end_date:
-        metadata["airflow/duration_seconds"] = (_utc(event.end_date) - _utc(event.start_date)).total_seconds()
     if not isinstance(event, DagRunEvent):
-        metadata.update(
-            {
-                "airflow/task_id": event.task_id,
-                "airflow/try_number": event.try_number,
-                "airflow/map_index": event.map_index,
-            }
-        )
+        metadata["airflow/task_id"] = event.task_id
+        metadata["airflow/map_index"] = event.map_index
+        metadata["airflow/try_number"] = event.try_number
+    if event.run_type:
+        metadata["airflow/run_type"] = event.run_type
+    for name, value in (
+        ("logical_date", event.logical_date),
+        ("start_date", event.start_date),
+        ("end_date", event.end_date),
+    ):
+        if value is not None:
+            metadata[f"airflow/{name}"] = MetadataValue.timestamp(_utc(value))
+    if event.start_date and event.end_date:
+        seconds = (_utc(event.end_date) - _utc(event.start_date)).total_seconds()
+        metadata["airflow/duration_seconds"] = round(seconds, 1)
+    metadata["airflow/timestamp"] = MetadataValue.timestamp(
+        _utc(event.end_date or event.start_date or event.emitted_at)
+    )
     if isinstance(event, TaskInstanceEvent):
-        metadata["airflow/hostname"] = event.hostname or ""
-        metadata["airflow/operator"] = event.operator or ""
+        if event.operator:
+            metadata["airflow/operator"] = event.operator
+        if event.hostname:
+            metadata["airflow/hostname"] = event.hostname
     if isinstance(event, AssetUpdatedEvent):
         metadata["airflow/asset_uri"] = event.uri
-        metadata["airflow/asset_name"] = event.name or ""
+        if event.name:
+            metadata["airflow/asset_name"] = event.name
+    if event.airflow_version:
+        metadata["airflow/version"] = event.airflow_version
     if webserver_url:
         metadata["airflow/url"] = MetadataValue.url(airflow_ui_url(webserver_url, event))
+    metadata[EVENT_ID_METADATA_KEY] = event.event_id
     return metadata
+
+
+def _with_summary(metadata: dict[str, Any], summary: RunSummary) -> dict[str, Any]:
+    """``metadata`` with the run's task summary after the Airflow facts, the event id still last."""
+    event_id = metadata[EVENT_ID_METADATA_KEY]
+    facts = {key: value for key, value in metadata.items() if key != EVENT_ID_METADATA_KEY}
+    return {**facts, **summary.metadata(), EVENT_ID_METADATA_KEY: event_id}
 
 
 class _Recorder:
@@ -147,6 +191,12 @@ class _Recorder:
 
     def on_mapped(self, keys: Sequence[AssetKey], *, materialize: bool) -> list[AssetEvent]:
         return [self._on_mapped_key(key, materialize) for key in keys]
+
+    def checks(self, keys: Sequence[AssetKey]) -> list[AssetEvent]:
+        if not self.mappings.state_checks:
+            return []
+        evaluations = (check_evaluation(key, self.event, self.metadata, self.description) for key in keys)
+        return [evaluation for evaluation in evaluations if evaluation is not None]
 
     def _on_mapped_key(self, key: AssetKey, materialize: bool) -> AssetEvent:
         kind = AssetMaterialization if materialize else AssetObservation
@@ -176,7 +226,3 @@ def _describe(event: Event) -> str:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value else ""

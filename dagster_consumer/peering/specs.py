@@ -1,9 +1,12 @@
 """Dagster asset specs from a peering snapshot: DAG assets with their facts, Airflow assets with lineage.
 
-Lineage follows the data: an Airflow asset (a dataset on Airflow 2) depends on what produces it,
-the assets mapped to its producing task when there are any, else the producing DAG's asset; the
-DAGs that consume it (asset-triggered DAGs) depend on it. A DAG that both produces and consumes
-the same Airflow asset gets no dependency on it, so the graph stays acyclic.
+Lineage follows the data, as Dagster's Airlift draws it: a DAG's asset is downstream of the
+assets its tasks (and the DAG itself) are mapped to; an Airflow asset (a dataset on Airflow 2)
+depends on what produces it, the assets mapped to its producing task when there are any, else
+the producing DAG's asset; the DAGs that consume it (asset-triggered DAGs) depend on it. A DAG
+that both produces and consumes the same Airflow asset gets no dependency on it, so the graph
+stays acyclic. Every spec built here is in the group named after the instance, so one Airflow's
+assets are found together in the catalog and the lineage graph.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def dag_asset_specs(
             dag=listed.get(dag_id),
             tasks=snapshot.tasks.get(dag_id) if snapshot else None,
             mappings=mappings,
-            deps=consumed.get(dag_id, []),
+            deps=[*_mapped_to(mappings, dag_id), *consumed.get(dag_id, [])],
             snapshot=snapshot,
             webserver_url=webserver_url,
         )
@@ -135,8 +138,15 @@ def _dag_spec(
         description=description,
         kinds={"airflow"},
         metadata=metadata,
-        deps=list(deps),
+        deps=list(dict.fromkeys(deps)),
+        group_name=instance_name,
     )
+
+
+def _mapped_to(mappings: AssetMappings, dag_id: str) -> list[AssetKey]:
+    """The assets ``dag_id``'s tasks and the DAG itself are mapped to, each once, in mapping order."""
+    keys = [key for task_keys in mappings.mapped_tasks(dag_id).values() for key in task_keys]
+    return list(dict.fromkeys([*keys, *mappings.by_dag.get(dag_id, [])]))
 
 
 def _airflow_asset_spec(
@@ -153,6 +163,7 @@ def _airflow_asset_spec(
         description=f"The Airflow asset {asset.uri}" + (f" ({asset.name})" if asset.name else "") + ".",
         kinds={"airflow"},
         deps=upstream,
+        group_name=instance_name,
         metadata={
             "airflow/asset_uri": asset.uri,
             "airflow/asset_name": asset.name or "",

@@ -382,6 +382,63 @@ def test_two_instances_merge_into_one_loadable_definitions() -> None:
     assert merged.resolve_sensor_def("staging__airflow_event_sensor")
 
 
+def test_built_dag_assets_are_downstream_of_their_mapped_assets() -> None:
+    specs = {spec.key: spec for spec in build_example_defs().resolve_all_asset_specs()}
+    etl = specs[AssetKey(["prod", "dag", "etl"])]
+    assert {dep.asset_key for dep in etl.deps} == {AssetKey("warehouse_table"), AssetKey("raw")}
+    reports = specs[AssetKey(["prod", "dag", "reports"])]
+    assert {dep.asset_key for dep in reports.deps} == {AssetKey("report")}
+
+
+def test_built_defs_put_the_instance_in_one_group_and_keep_groups_users_chose() -> None:
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+        defs=Definitions(
+            assets=assets_with_task_mappings(
+                dag_id="etl",
+                task_mappings={"load": [AssetSpec("mine", group_name="finance"), AssetSpec("plain")]},
+            )
+            + [AssetSpec("unmapped")]
+        ),
+    )
+    groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    assert groups == {
+        AssetKey("mine"): "finance",
+        AssetKey("plain"): "prod",
+        AssetKey("unmapped"): "default",
+        AssetKey(["prod", "dag", "etl"]): "prod",
+        AssetKey(["prod", "airstream_health"]): "prod",
+    }
+
+
+def test_built_defs_declare_the_state_checks() -> None:
+    check_keys = build_example_defs().resolve_asset_graph().asset_check_keys
+    assert {(key.asset_key, key.name) for key in check_keys} == {
+        (AssetKey("warehouse_table"), "airflow_task_succeeded"),
+        (AssetKey("raw"), "airflow_task_succeeded"),
+        (AssetKey("report"), "airflow_run_succeeded"),
+        (AssetKey(["prod", "dag", "etl"]), "airflow_run_succeeded"),
+        (AssetKey(["prod", "dag", "reports"]), "airflow_run_succeeded"),
+    }
+
+
+def test_built_defs_without_state_checks_declare_none() -> None:
+    defs = build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+        defs=Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("a")]})),
+        airflow_state_checks=False,
+    )
+    assert not defs.resolve_asset_graph().asset_check_keys
+
+
+def test_built_defs_refuse_an_unknown_dag_asset_history() -> None:
+    with pytest.raises(ValueError, match="dag_asset_history must be one of 'runs', 'all'"):
+        build_defs_from_airflow_instance(
+            airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
+            dag_asset_history="every",  # type: ignore[arg-type]
+        )
+
+
 # --- AirflowInstance and KafkaEventSource validation -------------------------------------------
 
 

@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
+    AssetCheckSeverity,
     AssetKey,
     AssetMaterialization,
     AssetObservation,
@@ -19,6 +21,7 @@ from dagster import (
 )
 
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
+from airstream.dagster_consumer.checks import RUN_CHECK_NAME, TASK_CHECK_NAME
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.translate import (
     EVENT_ID_METADATA_KEY,
@@ -33,7 +36,10 @@ from airstream.schemas import AssetUpdatedEvent, DagRunEvent, EventType, TaskIns
 DAG_KEY = AssetKey(["prod", "dag", "etl"])
 WAREHOUSE = AssetKey("warehouse")
 REPORT = AssetKey("report")
-MAPPINGS = AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}, by_dag={"etl": [REPORT]})
+# The per-event translation: every event on the DAG asset, no check evaluations (both tested below).
+MAPPINGS = AssetMappings(
+    by_task={("etl", "load"): [WAREHOUSE]}, by_dag={"etl": [REPORT]}, dag_asset_history="all", state_checks=False
+)
 
 START = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 END = START + timedelta(seconds=90, milliseconds=500)
@@ -177,13 +183,15 @@ def test_task_mapping_of_another_dag_is_not_used() -> None:
 
 
 def test_dag_asset_key_uses_event_instance_name() -> None:
-    result = translate(task_event(EventType.TASK_INSTANCE_RUNNING, instance="staging"), mappings=AssetMappings())
+    result = translate(
+        task_event(EventType.TASK_INSTANCE_RUNNING, instance="staging"), mappings=AssetMappings(dag_asset_history="all")
+    )
     assert kinds_and_keys(result) == [(AssetObservation, AssetKey(["staging", "dag", "etl"]))]
 
 
 def test_task_mapped_to_several_assets_materializes_each() -> None:
     other = AssetKey(["lake", "raw"])
-    mappings = AssetMappings(by_task={("etl", "load"): [WAREHOUSE, other]})
+    mappings = AssetMappings(by_task={("etl", "load"): [WAREHOUSE, other]}, dag_asset_history="all", state_checks=False)
     result = translate(task_event(), mappings=mappings)
     assert kinds_and_keys(result) == [
         (AssetObservation, DAG_KEY),
@@ -213,11 +221,10 @@ def test_task_event_metadata_carries_airflow_facts() -> None:
     assert metadata["airflow/run_id"] == event.run_id
     assert metadata["airflow/try_number"] == 2
     assert metadata["airflow/map_index"] == 3
-    assert metadata["airflow/logical_date"] == LOGICAL.isoformat()
-    assert metadata["airflow/start_date"] == START.isoformat()
-    assert metadata["airflow/end_date"] == END.isoformat()
-    assert metadata["airflow/duration_seconds"] == pytest.approx((END - START).total_seconds())
-    assert metadata["airflow/duration_seconds"] == pytest.approx(90.5)
+    assert metadata["airflow/logical_date"] == LOGICAL.timestamp()
+    assert metadata["airflow/start_date"] == START.timestamp()
+    assert metadata["airflow/end_date"] == END.timestamp()
+    assert metadata["airflow/duration_seconds"] == 90.5
     assert metadata["airflow/state"] == "success"
     assert metadata["airflow/event_type"] == "task_instance.success"
     assert metadata["airflow/hostname"] == "worker-1"
@@ -241,13 +248,31 @@ def test_dag_run_metadata_has_no_task_fields() -> None:
     assert "airflow/try_number" not in metadata
 
 
-def test_missing_dates_give_empty_strings_and_no_duration() -> None:
-    event = task_event(EventType.TASK_INSTANCE_RUNNING, logical_date=None, end_date=None)
+def test_missing_facts_leave_no_empty_rows() -> None:
+    event = task_event(EventType.TASK_INSTANCE_RUNNING, logical_date=None, end_date=None, run_type=None)
     metadata = event_metadata(event, None)
-    assert metadata["airflow/logical_date"] == ""
-    assert metadata["airflow/end_date"] == ""
-    assert metadata["airflow/start_date"] == START.isoformat()
-    assert "airflow/duration_seconds" not in metadata
+    for absent in ("logical_date", "end_date", "duration_seconds", "run_type", "hostname", "operator", "version"):
+        assert f"airflow/{absent}" not in metadata
+    assert metadata["airflow/start_date"] == MetadataValue.timestamp(START)
+    assert all(value != "" for value in metadata.values())
+
+
+def test_dates_are_timestamps_the_ui_shows_as_dates() -> None:
+    metadata = event_metadata(task_event(), None)
+    for name in ("logical_date", "start_date", "end_date", "timestamp"):
+        assert isinstance(metadata[f"airflow/{name}"], TimestampMetadataValue), name
+
+
+def test_duration_is_rounded_to_a_tenth_of_a_second() -> None:
+    event = task_event(end_date=START + timedelta(seconds=4, microseconds=123456))
+    assert event_metadata(event, None)["airflow/duration_seconds"] == 4.1
+
+
+def test_metadata_reads_state_first_and_event_id_last() -> None:
+    keys = list(event_metadata(task_event(hostname="w", operator="PythonOperator"), "http://af:8080"))
+    assert keys[0] == "airflow/state"
+    assert keys[-1] == EVENT_ID_METADATA_KEY
+    assert keys.index("airflow/dag_id") < keys.index("airflow/task_id") < keys.index("airflow/start_date")
 
 
 def test_without_webserver_url_there_is_no_airflow_url() -> None:
@@ -395,7 +420,7 @@ def test_asset_update_without_optional_fields_translates() -> None:
     event = asset_event("orders", name=None, logical_date=None, start_date=None, end_date=None)
     (recorded,) = translate(event, mappings=MAPPINGS, webserver_url="http://af:8080")
     assert recorded.asset_key == AssetKey("orders")
-    assert raw(recorded.metadata["airflow/asset_name"]) == ""
+    assert "airflow/asset_name" not in recorded.metadata
     assert raw(recorded.metadata["airflow/timestamp"]) == event.emitted_at.timestamp()
 
 
@@ -406,6 +431,8 @@ PARTITIONED = AssetMappings(
     by_task={("etl", "load"): [WAREHOUSE]},
     by_dag={"etl": [REPORT]},
     partitions={WAREHOUSE: DAILY, REPORT: MonthlyPartitionsDefinition(start_date="2025-01-01")},
+    dag_asset_history="all",
+    state_checks=False,
 )
 
 
@@ -505,7 +532,7 @@ def test_every_asset_event_carries_the_timestamp() -> None:
 
 def test_airflow_version_is_in_the_metadata() -> None:
     assert event_metadata(task_event(airflow_version="3.3.2"), None)["airflow/version"] == "3.3.2"
-    assert event_metadata(task_event(), None)["airflow/version"] == ""
+    assert "airflow/version" not in event_metadata(task_event(), None)
 
 
 # --- links per Airflow version -------------------------------------------------------------------
@@ -540,3 +567,129 @@ def test_airflow_2_asset_update_links_the_producing_task() -> None:
 def test_other_versions_link_the_airflow_3_ui(version: str | None) -> None:
     event = task_event(run_id="r1", airflow_version=version)
     assert airflow_ui_url("http://af:8080", event) == "http://af:8080/dags/etl/runs/r1/tasks/load"
+
+
+# --- the DAG asset's history (dag_asset_history) and the state checks ------------------------------
+
+DEFAULTS = AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}, by_dag={"etl": [REPORT]})
+
+
+def one_run_of_a_three_task_dag(mappings: AssetMappings, *, failing: str | None = None) -> list[Any]:
+    """Everything one run of extract → transform → load records, the events in arrival order."""
+    events: list[Any] = [dag_run_event(EventType.DAG_RUN_RUNNING, end_date=None)]
+    for task_id in ("extract", "transform", "load"):
+        events.append(task_event(EventType.TASK_INSTANCE_RUNNING, task_id=task_id, end_date=None))
+        failed = task_id == failing
+        events.append(
+            task_event(EventType.TASK_INSTANCE_FAILED if failed else EventType.TASK_INSTANCE_SUCCESS, task_id=task_id)
+        )
+    run_outcome = EventType.DAG_RUN_FAILED if failing else EventType.DAG_RUN_SUCCESS
+    events.append(dag_run_event(run_outcome, task_ids=["extract", "transform", "load"]))
+    return [asset_event for event in events for asset_event in translate(event, mappings=mappings)]
+
+
+def on(key: AssetKey, recorded: list[Any], kind: type = object) -> list[Any]:
+    return [e for e in recorded if e.asset_key == key and isinstance(e, kind)]
+
+
+def test_by_default_a_run_leaves_one_record_on_the_dag_asset_with_its_tasks_summed_up() -> None:
+    recorded = one_run_of_a_three_task_dag(AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}))
+    (outcome,) = on(DAG_KEY, recorded, (AssetMaterialization, AssetObservation))
+    assert isinstance(outcome, AssetMaterialization)
+    assert raw(outcome.metadata["airflow/tasks"]) == "3 success"
+    assert raw(outcome.metadata["airflow/task_state_counts"]) == {"success": 3}
+    assert "airflow/failed_tasks" not in outcome.metadata
+    assert "3 success" in (outcome.description or "")
+    assert list(outcome.metadata)[-1] == EVENT_ID_METADATA_KEY
+    # The task-mapped asset still gets its task's record.
+    assert [type(e) for e in on(WAREHOUSE, recorded, (AssetMaterialization, AssetObservation))] == [
+        AssetMaterialization
+    ]
+
+
+def test_a_failed_run_is_one_observation_naming_the_failed_task() -> None:
+    recorded = one_run_of_a_three_task_dag(AssetMappings(), failing="transform")
+    (outcome,) = on(DAG_KEY, recorded, (AssetMaterialization, AssetObservation))
+    assert isinstance(outcome, AssetObservation)
+    assert raw(outcome.metadata["airflow/failed_tasks"]) == "transform"
+    assert raw(outcome.metadata["airflow/task_state_counts"]) == {"success": 2, "failed": 1}
+    assert raw(outcome.metadata["airflow/tasks"]) == "2 success, 1 failed (transform)"
+
+
+def test_history_all_keeps_every_event_on_the_dag_asset() -> None:
+    recorded = one_run_of_a_three_task_dag(AssetMappings(dag_asset_history="all", state_checks=False))
+    dag_records = on(DAG_KEY, recorded)
+    assert len(dag_records) == 8
+    assert raw(dag_records[-1].metadata["airflow/tasks"]) == "3 success"
+
+
+def test_tasks_the_run_lists_that_no_event_reported_are_named() -> None:
+    mappings = AssetMappings()
+    translate(task_event(task_id="extract"), mappings=mappings)
+    (outcome, _) = translate(dag_run_event(task_ids=["extract", "load"]), mappings=mappings)
+    assert raw(outcome.metadata["airflow/tasks_not_reported"]) == "load"
+
+
+def test_a_later_try_replaces_the_earlier_in_the_summary() -> None:
+    mappings = AssetMappings()
+    translate(task_event(EventType.TASK_INSTANCE_UP_FOR_RETRY, try_number=1), mappings=mappings)
+    translate(task_event(EventType.TASK_INSTANCE_SUCCESS, try_number=2), mappings=mappings)
+    translate(task_event(EventType.TASK_INSTANCE_RUNNING, try_number=2, end_date=None), mappings=mappings)
+    (outcome, _) = translate(dag_run_event(), mappings=mappings)
+    assert raw(outcome.metadata["airflow/task_state_counts"]) == {"success": 1}
+
+
+def test_each_mappings_object_sums_up_its_own_runs() -> None:
+    first, second = AssetMappings(), AssetMappings()
+    translate(task_event(), mappings=first)
+    (outcome, _) = translate(dag_run_event(), mappings=second)
+    assert raw(outcome.metadata["airflow/tasks"]) == "no task reported"
+
+
+def test_an_unknown_history_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="'runs', 'all'"):
+        AssetMappings(dag_asset_history="everything")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "passed", "severity"),
+    [
+        (EventType.TASK_INSTANCE_SUCCESS, True, AssetCheckSeverity.ERROR),
+        (EventType.TASK_INSTANCE_FAILED, False, AssetCheckSeverity.ERROR),
+        (EventType.TASK_INSTANCE_UPSTREAM_FAILED, False, AssetCheckSeverity.ERROR),
+        (EventType.TASK_INSTANCE_UP_FOR_RETRY, False, AssetCheckSeverity.WARN),
+    ],
+)
+def test_task_outcomes_evaluate_the_mapped_assets_check(event_type: EventType, passed: bool, severity: Any) -> None:
+    (check,) = [e for e in translate(task_event(event_type), mappings=DEFAULTS) if isinstance(e, AssetCheckEvaluation)]
+    assert (check.asset_key, check.check_name, check.passed, check.severity) == (
+        WAREHOUSE,
+        TASK_CHECK_NAME,
+        passed,
+        severity,
+    )
+    assert raw(check.metadata["airflow/state"]) == event_type.state
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    [EventType.TASK_INSTANCE_RUNNING, EventType.TASK_INSTANCE_SKIPPED, EventType.TASK_INSTANCE_REMOVED],
+)
+def test_running_skipped_and_removed_leave_the_check_as_it_was(event_type: EventType) -> None:
+    assert not [e for e in translate(task_event(event_type), mappings=DEFAULTS) if isinstance(e, AssetCheckEvaluation)]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "passed"), [(EventType.DAG_RUN_SUCCESS, True), (EventType.DAG_RUN_FAILED, False)]
+)
+def test_run_outcomes_evaluate_the_dag_asset_and_dag_mapped_asset_checks(event_type: EventType, passed: bool) -> None:
+    checks = [e for e in translate(dag_run_event(event_type), mappings=DEFAULTS) if isinstance(e, AssetCheckEvaluation)]
+    assert [(c.asset_key, c.check_name, c.passed) for c in checks] == [
+        (DAG_KEY, RUN_CHECK_NAME, passed),
+        (REPORT, RUN_CHECK_NAME, passed),
+    ]
+
+
+def test_no_check_evaluations_without_state_checks() -> None:
+    recorded = one_run_of_a_three_task_dag(AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}, state_checks=False))
+    assert not [e for e in recorded if isinstance(e, AssetCheckEvaluation)]

@@ -58,7 +58,11 @@ def test_yaml_component_peers_and_caches(dagster_instance: DagsterInstance) -> N
         assert AssetKey(["warehouse", "orders_table"]) in specs and AssetKey(["reports", "pdf"]) in specs
         orders = specs[AssetKey(["warehouse", "orders"])]
         assert {dep.asset_key for dep in orders.deps} == {AssetKey(["warehouse", "orders_table"])}
-        assert {dep.asset_key for dep in specs[AssetKey(["prod", "dag", "reports"])].deps} == {orders.key}
+        # the reports DAG consumes the Airflow asset and is downstream of its own mapped asset
+        assert {dep.asset_key for dep in specs[AssetKey(["prod", "dag", "reports"])].deps} == {
+            orders.key,
+            AssetKey(["reports", "pdf"]),
+        }
         assert defs.resolve_sensor_def("prod__airflow_event_sensor") is not None
         assert defs.resolve_job_def("prod__airflow_peering_refresh") is not None
 
