@@ -394,11 +394,12 @@ def test_built_defs_put_the_instance_in_one_group_and_keep_groups_users_chose() 
     defs = build_defs_from_airflow_instance(
         airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()),
         defs=Definitions(
-            assets=assets_with_task_mappings(
-                dag_id="etl",
-                task_mappings={"load": [AssetSpec("mine", group_name="finance"), AssetSpec("plain")]},
-            )
-            + [AssetSpec("unmapped")]
+            assets=[
+                *assets_with_task_mappings(
+                    dag_id="etl", task_mappings={"load": [AssetSpec("mine", group_name="finance"), AssetSpec("plain")]}
+                ),
+                AssetSpec("unmapped"),
+            ]
         ),
     )
     groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
