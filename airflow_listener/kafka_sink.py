@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airstream.airflow_listener.broker_errors import collect_connection_failures, explain_connection_failure
 from airstream.airflow_listener.config import ListenerConfig
 from airstream.schemas import Event, message_key, serialize_event
 
@@ -131,26 +132,33 @@ class KafkaSink:
 
         budget_ms = max(int((deadline - time.monotonic()) * 1000), 100)
         timeout_ms = max(int(self._config.delivery_timeout * 1000), 1000)
+        failures: list[BaseException] = []
         try:
-            self._producer = KafkaProducer(
-                **self._config.kafka_client_options(),
-                client_id=f"airstream-listener-{self._config.instance_name}",
-                acks="all",
-                # Duplicates are recognised downstream by event_id; an idempotent producer stays
-                # broken after some broker restarts, which would cost more than it saves.
-                enable_idempotence=False,
-                retries=3,
-                # One request in flight keeps a retried batch from overtaking the next one.
-                max_in_flight_requests_per_connection=1,
-                linger_ms=0,
-                bootstrap_timeout_ms=budget_ms,
-                max_block_ms=timeout_ms,
-                request_timeout_ms=timeout_ms,
-                delivery_timeout_ms=timeout_ms * 2,
-                **self._producer_options,
-            )
+            with collect_connection_failures() as failures:
+                self._producer = KafkaProducer(
+                    **self._config.kafka_client_options(),
+                    client_id=f"airstream-listener-{self._config.instance_name}",
+                    acks="all",
+                    # Duplicates are recognised downstream by event_id; an idempotent producer stays
+                    # broken after some broker restarts, which would cost more than it saves.
+                    enable_idempotence=False,
+                    retries=3,
+                    # One request in flight keeps a retried batch from overtaking the next one.
+                    max_in_flight_requests_per_connection=1,
+                    linger_ms=0,
+                    bootstrap_timeout_ms=budget_ms,
+                    max_block_ms=timeout_ms,
+                    request_timeout_ms=timeout_ms,
+                    delivery_timeout_ms=timeout_ms * 2,
+                    **self._producer_options,
+                )
         except KafkaError as error:
-            raise DeliveryError(f"cannot connect to Kafka at {self._config.bootstrap_servers}: {error}") from error
+            raise DeliveryError(explain_connection_failure(self._config, failures)) from error
+        except (OSError, ValueError) as error:  # e.g. an ssl_cafile that cannot be read
+            raise DeliveryError(
+                f"cannot set up the Kafka client for {self._config.bootstrap_servers}: {error}; check the [airstream] "
+                "ssl_cafile, ssl_certfile and ssl_keyfile files"
+            ) from error
         self._producer_pid = os.getpid()
         return self._producer
 

