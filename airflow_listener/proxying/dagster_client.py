@@ -78,6 +78,17 @@ query AirstreamRepositories {
 }
 """
 
+_LOCATION_ERRORS = """
+query AirstreamLocations {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries { name loadStatus locationOrLoadError { __typename ... on PythonError { message } } }
+    }
+  }
+}
+"""
+
 _JOB_ASSETS = """
 query AirstreamJobAssets($selector: PipelineSelector!) {
   assetNodes(pipeline: $selector) {
@@ -164,10 +175,12 @@ class DagsterGraphQLClient:
             if any(job["name"] == job_name for job in repo["jobs"])
         ]
         if not homes:
+            problems = self._location_problems()
             raise DagsterProxyError(
                 f"no Dagster code location at {self.url} defines the job {job_name!r}: map executable @asset "
-                f"definitions to this task (assets_with_task_mappings / assets_with_dag_mappings) in definitions "
-                f"built with build_defs_from_airflow_instance, and reload the code location"
+                f"definitions to this task (assets_with_task_mappings / assets_with_dag_mappings) and add the "
+                f"proxy jobs (with_proxy_jobs), then reload the code location"
+                + (f". Code locations not loaded: {problems}" if problems else "")
             )
         if len(homes) > 1:
             raise DagsterProxyError(f"the job {job_name!r} is defined in several code locations: {homes}; keep one")
@@ -186,6 +199,21 @@ class DagsterGraphQLClient:
                 str((node.get("partitionDefinition") or {}).get("type")) for node in nodes if node["isPartitioned"]
             ),
         )
+
+    def _location_problems(self) -> str:
+        """Code locations that are loading or failed to load, with their errors (for messages)."""
+        try:
+            workspace = self._query(_LOCATION_ERRORS)["workspaceOrError"]
+        except DagsterProxyError:
+            return ""
+        problems = []
+        for entry in workspace.get("locationEntries") or []:
+            loaded = entry.get("locationOrLoadError") or {}
+            if entry.get("loadStatus") != "LOADED":
+                problems.append(f"{entry['name']} is {str(entry.get('loadStatus')).lower()}")
+            elif loaded.get("__typename") == "PythonError":
+                problems.append(f"{entry['name']} failed: {str(loaded.get('message')).strip()[:500]}")
+        return "; ".join(problems)
 
     def launch_run(self, job: ProxyJob, *, tags: dict[str, str]) -> str:
         """Launch ``job`` with ``tags`` (a ``dagster/partition`` tag picks the partition); returns the run id."""
