@@ -12,7 +12,8 @@ The summary comes from the task events this process translated before the run's 
 :class:`RunTaskStates` keeps the latest state of each task instance of the recent runs. Task
 events of a run that reach the consumer after the run's outcome, or before a restart of the code
 location, are not in it; tasks the run lists (``task_ids`` on the event) that no event reported
-are named in ``airflow/tasks_not_reported``.
+are named in ``airflow/tasks_not_reported``. Tasks that ran in Dagster through a proxy operator
+(migration) are named in ``airflow/proxied_to_dagster``, so each run's record shows what moved.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class RunSummary:
     counts: Mapping[str, int] = field(default_factory=dict)
     failed: tuple[str, ...] = ()
     not_reported: tuple[str, ...] = ()
+    proxied: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """E.g. ``"1 success, 1 failed (flaky_call)"``, or ``"no task reported"``."""
@@ -71,6 +73,8 @@ class RunSummary:
             metadata["airflow/failed_tasks"] = ", ".join(self.failed)
         if self.not_reported:
             metadata["airflow/tasks_not_reported"] = ", ".join(self.not_reported)
+        if self.proxied:
+            metadata["airflow/proxied_to_dagster"] = ", ".join(self.proxied)
         return metadata
 
 
@@ -90,6 +94,7 @@ class RunTaskStates:
             raise ValueError(f"max_runs must be at least 1, got {max_runs!r}")
         self._max_runs = max_runs
         self._runs: OrderedDict[tuple[str, str, str], dict[tuple[str, int], tuple[int, str]]] = OrderedDict()
+        self._proxied: dict[tuple[str, str, str], set[str]] = {}
         self._lock = threading.Lock()
 
     def note(self, event: TaskInstanceEvent) -> None:
@@ -103,13 +108,17 @@ class RunTaskStates:
             known = tasks.get(instance)
             if known is None or _replaces(event.try_number, event.state, known):
                 tasks[instance] = (event.try_number, event.state)
+            if event.proxied_to_dagster:
+                self._proxied.setdefault(run, set()).add(event.task_id)
             while len(self._runs) > self._max_runs:
-                self._runs.popitem(last=False)
+                dropped, _ = self._runs.popitem(last=False)
+                self._proxied.pop(dropped, None)
 
     def summary(self, event: DagRunEvent) -> RunSummary:
         """The summary of the run ``event`` reports on."""
         with self._lock:
             tasks = dict(self._runs.get((event.instance, event.dag_id, event.run_id), {}))
+            proxied = tuple(sorted(self._proxied.get((event.instance, event.dag_id, event.run_id), ())))
         counts = Counter(state for _, state in tasks.values())
         failed = tuple(
             _label(task_id, map_index)
@@ -118,7 +127,7 @@ class RunTaskStates:
         )
         reported = {task_id for task_id, _ in tasks}
         not_reported = tuple(sorted(set(event.task_ids or ()) - reported))
-        return RunSummary(counts=dict(counts), failed=failed, not_reported=not_reported)
+        return RunSummary(counts=dict(counts), failed=failed, not_reported=not_reported, proxied=proxied)
 
 
 def _replaces(try_number: int, state: str, known: tuple[int, str]) -> bool:

@@ -20,6 +20,12 @@ An Airflow asset update (``asset.updated``) materializes the Dagster asset its U
 when the same task succeeds: each update is recorded once. It leaves no record on the DAG asset,
 whose task success already tells the story.
 
+A task or DAG that runs in Dagster through a proxy operator (migration; the event says
+``proxied_to_dagster``) records nothing on its mapped assets, neither materialization, observation
+nor check: the Dagster run the proxy launched materialized them, and recording the Airflow side
+too would count each run twice. It is still counted in its run's summary on the DAG asset, whose
+``airflow/proxied_to_dagster`` names the tasks of the run that ran in Dagster.
+
 A mapped asset with a time-window partitions definition is recorded on the partition of the
 run's logical date; a logical date outside the definition turns the materialization into an
 observation that says why (see :mod:`airstream.dagster_consumer.partitions`).
@@ -90,7 +96,8 @@ def translate(event: Event, *, mappings: AssetMappings, webserver_url: str | Non
         summary = mappings.run_task_states.summary(event)
         metadata = _with_summary(metadata, summary)
         record = _Recorder(event, mappings, metadata, f"{_describe(event)}: {summary.describe()}")
-        mapped = mappings.by_dag.get(event.dag_id, [])
+        # A DAG proxied as a whole: its Dagster run materialized the DAG's assets.
+        mapped = [] if event.proxied_to_dagster else mappings.by_dag.get(event.dag_id, [])
         success = event.event_type == EventType.DAG_RUN_SUCCESS
         return (
             record.on_dag(dag_key, materialize=success)
@@ -102,6 +109,8 @@ def translate(event: Event, *, mappings: AssetMappings, webserver_url: str | Non
     if isinstance(event, TaskInstanceEvent):
         mappings.run_task_states.note(event)
     on_dag = record.on_dag(dag_key) if every_event else []
+    if isinstance(event, TaskInstanceEvent) and event.proxied_to_dagster:
+        return on_dag  # the Dagster run the proxy launched materialized the task's assets
     mapped = mappings.by_task.get((event.dag_id, event.task_id), [])
     if event.event_type == EventType.TASK_INSTANCE_SUCCESS:
         return on_dag + record.on_mapped(mapped, materialize=True) + record.checks(mapped)
@@ -155,6 +164,8 @@ def event_metadata(event: Event, webserver_url: str | None) -> dict[str, Any]:
     if isinstance(event, TaskInstanceEvent):
         if event.operator:
             metadata["airflow/operator"] = event.operator
+        if event.proxied_to_dagster:
+            metadata["airflow/proxied_to_dagster"] = True
         if event.hostname:
             metadata["airflow/hostname"] = event.hostname
     if isinstance(event, AssetUpdatedEvent):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from typing import Any
 
 try:  # Airflow 3: the Task SDK
@@ -19,4 +21,17 @@ def get_variable(name: str) -> str | None:
     return None if value is None else str(value)
 
 
-__all__ = ["BaseOperator", "Variable", "get_variable"]
+def dags_registered_by(global_vars: Mapping[str, Any]) -> list[Any]:
+    """The DAGs a ``with DAG(...):`` block of the module owning ``global_vars`` registered, even
+    when no variable holds them (Airflow keeps them in ``DagContext.autoregistered_dags``)."""
+    for module_name in ("airflow.sdk.definitions._internal.contextmanager", "airflow.models.dag"):
+        try:
+            context = importlib.import_module(module_name).DagContext
+        except (ImportError, AttributeError):
+            continue
+        registered: set[tuple[Any, Any]] = getattr(context, "autoregistered_dags", set())
+        return [dag for dag, module in list(registered) if getattr(module, "__dict__", None) is global_vars]
+    return []
+
+
+__all__ = ["BaseOperator", "Variable", "dags_registered_by", "get_variable"]

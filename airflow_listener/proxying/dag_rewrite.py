@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airstream.airflow_listener.proxying.compat import BaseOperator
+from airstream.airflow_listener.proxying.compat import BaseOperator, dags_registered_by
 from airstream.airflow_listener.proxying.operators import (
     BaseProxyDAGToDagsterOperator,
     BaseProxyTaskToDagsterOperator,
@@ -75,11 +75,12 @@ def proxying_to_dagster(
 
 
 def _dags_in(global_vars: Mapping[str, Any]) -> list[Any]:
+    """The DAGs of the DAG file: held by a variable, or registered by a ``with DAG(...):`` block."""
     seen: dict[int, Any] = {}
-    for value in list(global_vars.values()):
+    for value in [*global_vars.values(), *dags_registered_by(global_vars)]:
         if hasattr(value, "dag_id") and hasattr(value, "task_dict") and hasattr(value, "task_group"):
             seen.setdefault(id(value), value)
-    return list(seen.values())
+    return sorted(seen.values(), key=lambda dag: dag.dag_id)
 
 
 def _task_builder(given: BuildFromTask | type[BaseProxyTaskToDagsterOperator] | None) -> BuildFromTask:

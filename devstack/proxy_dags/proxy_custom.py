@@ -6,16 +6,27 @@ and AIRFLOW_VAR_DAGSTER_API_KEY).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import requests
-from _proxy_compat import DAG, PROXIED_STATE, START, Variable, task
+
+try:  # Airflow 3
+    from airflow.sdk import DAG, Variable, task
+except ImportError:  # Airflow 2.10+
+    from airflow import DAG
+    from airflow.decorators import task
+    from airflow.models import Variable
 
 from airstream.airflow_listener.proxying import (
     BaseProxyTaskToDagsterOperator,
     load_proxied_state_from_yaml,
     proxying_to_dagster,
 )
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PROXIED_STATE = Path(__file__).parent / "proxied_state"
 
 
 class ApiKeyProxyOperator(BaseProxyTaskToDagsterOperator):

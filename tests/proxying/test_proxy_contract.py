@@ -1,0 +1,129 @@
+"""The proxied marker through the contract and the translation: what a proxied task or DAG records."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from dagster import AssetKey, AssetMaterialization, AssetSpec, DailyPartitionsDefinition, Definitions, asset
+
+from airstream.airflow_listener.proxying.dagster_client import ProxyJob
+from airstream.airflow_listener.proxying.operators import DagsterProxyError, partition_key
+from airstream.dagster_consumer import AssetMappings, assets_with_dag_mappings, assets_with_task_mappings
+from airstream.dagster_consumer.dag_history import RunTaskStates
+from airstream.dagster_consumer.proxy_jobs import build_proxy_job_defs
+from airstream.dagster_consumer.translate import translate
+from airstream.schemas import DagRunEvent, EventType, TaskInstanceEvent, parse_event, serialize_event
+from airstream.schemas.proxying import DAG_PROXY_TASK_ID, PROXIED_TASK_OPERATOR, proxy_job_name
+
+T0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+
+
+def _task(task_id: str = "load", state: str = "success", **fields: object) -> TaskInstanceEvent:
+    return TaskInstanceEvent.new(
+        instance="prod",
+        event_type=EventType(f"task_instance.{state}"),
+        state=state,
+        dag_id="etl",
+        run_id="manual__1",
+        task_id=task_id,
+        try_number=1,
+        logical_date=T0,
+        producer="test",
+        **fields,
+    )
+
+
+def _run(task_ids: list[str], **fields: object) -> DagRunEvent:
+    return DagRunEvent.new(
+        instance="prod",
+        event_type=EventType.DAG_RUN_SUCCESS,
+        state="success",
+        dag_id="etl",
+        run_id="manual__1",
+        task_ids=task_ids,
+        producer="test",
+        **fields,
+    )
+
+
+def test_the_marker_sets_the_field_when_a_producer_left_it_out_and_ids_do_not_change() -> None:
+    plain = _task(operator="PythonOperator")
+    rest_style = _task(operator=PROXIED_TASK_OPERATOR)  # the REST source copies the operator name only
+    assert not plain.proxied_to_dagster and rest_style.proxied_to_dagster
+    assert rest_style.event_id == plain.event_id  # the field is no part of the identity
+    assert parse_event(serialize_event(rest_style)).proxied_to_dagster
+    assert rest_style.schema_version == "1.2"
+    assert _run([DAG_PROXY_TASK_ID]).proxied_to_dagster and not _run(["extract", "load"]).proxied_to_dagster
+
+
+def test_a_proxied_task_records_nothing_on_its_assets_and_is_named_on_its_run() -> None:
+    mappings = AssetMappings(by_task={("etl", "load"): [AssetKey("orders")]}, run_task_states=RunTaskStates())
+    assert translate(_task(operator=PROXIED_TASK_OPERATOR), mappings=mappings) == []
+    recorded = translate(_run(["load"]), mappings=mappings)
+    assert [(type(e).__name__, e.asset_key) for e in recorded if isinstance(e, AssetMaterialization)] == [
+        ("AssetMaterialization", AssetKey(["prod", "dag", "etl"]))
+    ]
+    (dag_record,) = (e for e in recorded if isinstance(e, AssetMaterialization))
+    assert dag_record.metadata["airflow/proxied_to_dagster"].value == "load"
+
+    rolled_back = translate(_task(operator="PythonOperator"), mappings=mappings)
+    assert [e.asset_key for e in rolled_back if isinstance(e, AssetMaterialization)] == [AssetKey("orders")]
+
+
+def test_a_dag_proxied_as_a_whole_does_not_materialize_its_dag_assets_again() -> None:
+    mappings = AssetMappings(by_dag={"etl": [AssetKey("report")]}, run_task_states=RunTaskStates())
+    proxied = translate(_run([DAG_PROXY_TASK_ID]), mappings=mappings)
+    assert [e.asset_key for e in proxied if isinstance(e, AssetMaterialization)] == [AssetKey(["prod", "dag", "etl"])]
+    observed = translate(_run(["build", "publish"]), mappings=mappings)
+    assert AssetKey("report") in [e.asset_key for e in observed if isinstance(e, AssetMaterialization)]
+
+
+def test_proxy_jobs_cover_executable_mapped_assets_only() -> None:
+    @asset
+    def orders() -> None: ...
+
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2026-01-01"))
+    def daily() -> None: ...
+
+    @asset
+    def report() -> None: ...
+
+    @asset
+    def plain() -> None: ...
+
+    @asset(partitions_def=DailyPartitionsDefinition(start_date="2026-01-01"))
+    def dated() -> None: ...
+
+    defs = Definitions(
+        assets=[
+            *assets_with_task_mappings(
+                dag_id="etl",
+                task_mappings={"load": [orders], "group.daily": [daily], "observed": [AssetSpec("observed")]},
+            ),
+            *assets_with_task_mappings(dag_id="mixed", task_mappings={"both": [plain, dated]}),
+            *assets_with_dag_mappings({"reports": [report]}),
+        ]
+    )
+    names = sorted(job.name for job in build_proxy_job_defs(defs).jobs)
+    assert names == sorted(
+        [proxy_job_name("etl", "load"), proxy_job_name("etl", "group.daily"), proxy_job_name("reports")]
+    )  # no job for an AssetSpec, nor for assets with different partitions
+
+
+def test_job_names_are_valid_and_distinct() -> None:
+    assert proxy_job_name("etl", "load") == "airstream_proxy__etl__load"
+    assert proxy_job_name("etl") == "airstream_proxy__etl"
+    dotted, underscored = proxy_job_name("etl", "group.load"), proxy_job_name("etl", "group_load")
+    assert dotted != underscored and dotted.startswith("airstream_proxy__etl__group_load__")
+
+
+def test_the_partition_is_the_logical_date_in_the_partitions_format() -> None:
+    daily = ProxyJob("j", "repo", "loc", partition_formats=("%Y-%m-%d",), partition_types=("TIME_WINDOW",))
+    assert partition_key(daily, datetime(2026, 1, 5, tzinfo=timezone.utc)) == "2026-01-05"
+    assert partition_key(ProxyJob("j", "repo", "loc"), None) is None
+    with pytest.raises(DagsterProxyError, match="no logical date"):
+        partition_key(daily, None)
+    static = ProxyJob("j", "repo", "loc", partition_formats=(None,), partition_types=("STATIC",))
+    with pytest.raises(DagsterProxyError, match="one time-window partitions definition"):
+        partition_key(static, T0)
