@@ -1,0 +1,258 @@
+"""``python -m bench.compare``: airstream beside Dagster's Airlift, in one run (see :mod:`bench.compare`)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bench.compare import airflows, overhead, report, targets, throughput
+from bench.compare.observed import Observer
+from bench.compare.phases import Setup, observe
+from devstack.broker import create_topic, start_broker
+from devstack.counting_proxy import CountingProxy
+from devstack.postgres import PostgresServer, start_postgres
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.compare", description="airstream beside Dagster's Airlift")
+    parser.add_argument("--runs", type=int, default=50, help="DAG runs per latency phase (default 50)")
+    parser.add_argument(
+        "--dag-counts", default="10,100,1000", help="DAG counts for the load phases (default 10,100,1000)"
+    )
+    parser.add_argument("--storages", default="sqlite,postgres", help="Dagster storages of the latency phases")
+    parser.add_argument("--idle-seconds", type=float, default=120, help="idle window per load phase (default 120)")
+    parser.add_argument("--airlift-fast-interval", type=int, default=1, help="Airlift's fastest sensor interval")
+    parser.add_argument("--throughput-events", type=int, default=5000, help="events per throughput pass")
+    parser.add_argument("--overhead-events", type=int, default=500, help="events per listener-overhead pass")
+    parser.add_argument("--skip-airflow3", action="store_true", help="leave out airstream on Airflow 3.3")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 5 runs, 10 DAGs, SQLite, short windows")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"where results.json and latency.png go ({RESULTS})")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs, args.dag_counts, args.storages = min(args.runs, 5), "10", "sqlite"
+        args.idle_seconds, args.throughput_events, args.overhead_events = 15, 300, 50
+    args.dag_counts = [int(count) for count in str(args.dag_counts).split(",")]
+    args.storages = [storage.strip() for storage in str(args.storages).split(",")]
+    if not set(args.storages) <= {"sqlite", "postgres"}:
+        parser.error("--storages takes sqlite and/or postgres")
+    return args
+
+
+def machine() -> dict[str, Any]:
+    """The machine the figures come from."""
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    memory_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "cpu_model": model,
+        "load_average_at_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "git_commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip(),
+    }
+
+
+def side_by_side(
+    work: Path, args: argparse.Namespace, bootstrap: str, postgres: PostgresServer | None, results: dict[str, Any]
+) -> None:
+    """Airflow 2.11 watched by airstream's sensor and Airlift at its default and fastest intervals."""
+    topic = f"bench-af2-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=3)
+    first = args.dag_counts[0]
+    with airflows.airflow2(work, bootstrap_servers=bootstrap, topic=topic, name="af2", dag_count=first) as (
+        venv,
+        env,
+        af,
+    ):
+        results["overhead"]["memory"] = overhead.listener_memory(venv, env, bootstrap)
+        api = af.api()
+        observers = [
+            Observer("af2", "airstream", "airstream (Kafka sensor)"),
+            Observer("airlift_default", "airlift", "Airlift (30 s, default)"),
+            Observer("airlift_fast", "airlift", f"Airlift ({args.airlift_fast_interval} s, fastest)"),
+        ]
+        intervals = {"airlift_default": 30, "airlift_fast": args.airlift_fast_interval}
+        with contextlib.ExitStack() as stack:
+            proxies = {o.name: stack.enter_context(CountingProxy(af.url)) for o in observers}
+            mapped = {f"bench_{n:04d}": ["work"] for n in range(min(10, first))} | {
+                "bench_failing": ["extract", "load"]
+            }
+            config = {
+                "airstream": [{"name": "af2", "bootstrap_servers": bootstrap, "topic": topic}],
+                "airlift": [{"name": n, "url": proxies[n].url, "interval": i} for n, i in intervals.items()],
+                "mapped_tasks": mapped,
+            }
+            setup = Setup(observers, config, proxies, intervals)
+            labels = {o.name: o.label for o in observers}
+            kinds = {o.name: o.kind for o in observers}
+            for index, storage in enumerate(args.storages):
+                print(f"== Airflow 2.11, {storage}: {args.runs} runs, {first} DAGs", flush=True)
+                phase = observe(
+                    work,
+                    setup,
+                    api=api,
+                    storage=storage,
+                    postgres=postgres,
+                    dag_count=first,
+                    runs=args.runs,
+                    idle_seconds=args.idle_seconds,
+                    measure_latency=True,
+                )
+                assert phase.driven is not None
+                results["latency"].append(
+                    {
+                        "airflow": "2.11",
+                        "storage": storage,
+                        "dag_count": first,
+                        "runs": phase.driven.as_json(),
+                        "observers": phase.observed,
+                    }
+                )
+                if index == 0:
+                    results["load"].append(
+                        {
+                            "dag_count": first,
+                            "storage": storage,
+                            "labels": labels,
+                            "kinds": kinds,
+                            "observers": phase.load,
+                        }
+                    )
+            for count in args.dag_counts[1:]:
+                print(f"== Airflow 2.11, load with {count} DAGs", flush=True)
+                expected = airflows.set_dag_count(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]), count)
+                airflows.wait_for_dags(api, expected)
+                phase = observe(
+                    work,
+                    setup,
+                    api=api,
+                    storage=args.storages[0],
+                    postgres=postgres,
+                    dag_count=count,
+                    runs=min(10, max(3, args.runs // 5)),
+                    idle_seconds=args.idle_seconds,
+                    measure_latency=False,
+                )
+                results["load"].append(
+                    {
+                        "dag_count": count,
+                        "storage": args.storages[0],
+                        "labels": labels,
+                        "kinds": kinds,
+                        "observers": phase.load,
+                    }
+                )
+
+
+def airflow3_alone(
+    work: Path, args: argparse.Namespace, bootstrap: str, postgres: PostgresServer | None, results: dict[str, Any]
+) -> None:
+    """airstream's sensor alone on Airflow 3.3 (Airlift cannot observe Airflow 3)."""
+    topic = f"bench-af3-{uuid.uuid4().hex[:8]}"
+    create_topic(bootstrap, topic, partitions=3)
+    first = args.dag_counts[0]
+    with airflows.airflow3(work, bootstrap_servers=bootstrap, topic=topic, name="af3", dag_count=first) as af:
+        observers = [Observer("af3", "airstream", "airstream (Kafka sensor)")]
+        config = {"airstream": [{"name": "af3", "bootstrap_servers": bootstrap, "topic": topic}]}
+        storage = args.storages[0]
+        print(f"== Airflow 3.3, {storage}: {args.runs} runs", flush=True)
+        phase = observe(
+            work,
+            Setup(observers, config),
+            api=af.api(),
+            storage=storage,
+            postgres=postgres,
+            dag_count=first,
+            runs=args.runs,
+            idle_seconds=0.1,
+            measure_latency=True,
+        )
+        assert phase.driven is not None
+        results["latency"].append(
+            {
+                "airflow": "3.3",
+                "storage": storage,
+                "dag_count": first,
+                "runs": phase.driven.as_json(),
+                "observers": phase.observed,
+            }
+        )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement; returns the results dictionary."""
+    results: dict[str, Any] = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "latency": [],
+        "load": [],
+        "overhead": {},
+        "throughput": [],
+    }
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch, contextlib.ExitStack() as stack:
+        work = Path(scratch)
+        broker = stack.enter_context(start_broker(work / "broker"))
+        postgres = stack.enter_context(start_postgres())
+        print("== listener overhead", flush=True)
+        results["overhead"]["timing"] = overhead.listener_timing(
+            work / "overhead", broker.bootstrap_servers, args.overhead_events
+        )
+        for storage in ("sqlite", "postgres"):
+            print(f"== consumer throughput, {storage}", flush=True)
+            results["throughput"].append(
+                throughput.measure_throughput(
+                    work / "throughput",
+                    storage,
+                    bootstrap_servers=broker.bootstrap_servers,
+                    events=args.throughput_events,
+                    postgres=postgres,
+                )
+            )
+        side_by_side(work, args, broker.bootstrap_servers, postgres, results)
+        if not args.skip_airflow3:
+            airflow3_alone(work, args, broker.bootstrap_servers, postgres, results)
+    results["seconds"] = round(time.monotonic() - began, 1)
+    results["targets"] = targets.evaluate(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = run(args)
+    report.write_json(results, args.out / "results.json")
+    report.draw_latency(results, args.out / "latency.png")
+    print(report.table(results))
+    for target in results["targets"]:
+        mark = {True: "met", False: "MISSED", None: "n/a"}[target["met"]]
+        print(f"  [{mark:6}] {target['target']}: {target['measured']}")
+    print(f"results: {args.out / 'results.json'}, {args.out / 'latency.png'} ({results['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

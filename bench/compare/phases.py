@@ -1,0 +1,132 @@
+"""One observation phase: a fresh Dagster instance watching an Airflow, idle and then under runs.
+
+:func:`observe` starts ``dagster dev`` with the given observers on a fresh storage, waits for the
+Airlift sensors' first ticks, counts each observer's REST requests (through its own counting proxy)
+while Airflow is idle and while :func:`bench.compare.runs.drive_runs` drives runs, then (when asked)
+waits for every observer to record what it will record and measures latency and completeness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance
+
+from bench.compare.dagster_dev import fresh_storage, prepare_home, start_bench_dagster
+from bench.compare.observed import Observer, measure, stored_times
+from bench.compare.runs import DrivenRuns, RestApi, Terminal, drive_runs
+from devstack.counting_proxy import CountingProxy, CountWindow
+from devstack.dagster import recorded_asset_events
+from devstack.postgres import PostgresServer
+
+_FIRST_TICK = ("POST", "/api/v1/dags/~/dagRuns/list")
+
+
+@dataclass
+class Setup:
+    """What a phase observes: the observers, their Dagster config, and one counting proxy per observer."""
+
+    observers: list[Observer]
+    config: dict[str, Any]
+    proxies: dict[str, CountingProxy] = field(default_factory=dict)
+    airlift_intervals: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PhaseResult:
+    load: dict[str, Any]
+    driven: DrivenRuns | None = None
+    observed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def expected_for(observer: Observer, terminals: list[Terminal]) -> list[Terminal]:
+    """What an observer can record: everything for airstream; for Airlift, successes in successful runs."""
+    if observer.kind == "airstream":
+        return terminals
+    succeeded = {(t.dag_id, t.run_id) for t in terminals if t.kind == "run" and t.state == "success"}
+    return [t for t in terminals if t.state == "success" and (t.dag_id, t.run_id) in succeeded]
+
+
+def observe(
+    work: Path,
+    setup: Setup,
+    *,
+    api: RestApi,
+    storage: str,
+    postgres: PostgresServer | None,
+    dag_count: int,
+    runs: int,
+    idle_seconds: float,
+    measure_latency: bool,
+) -> PhaseResult:
+    """Run one phase (see the module docstring); stops its ``dagster dev`` before returning."""
+    label = f"{storage}_{dag_count}_{uuid.uuid4().hex[:6]}"
+    home = prepare_home(work / f"dagster-{label}", fresh_storage(storage, f"bench_{label}", postgres))
+    before = {name: proxy.counts for name, proxy in setup.proxies.items()}
+    began = time.monotonic()
+    dagster, _url = start_bench_dagster(home, setup.config, log_dir=work / "logs")
+    with dagster:
+        _wait_for_first_ticks(setup, dagster.is_alive, timeout=300)
+        load: dict[str, Any] = {
+            name: {"startup_requests": (proxy.counts - before[name]).total()} for name, proxy in setup.proxies.items()
+        }
+        startup_seconds = time.monotonic() - began
+        with _windows(setup) as idle:
+            time.sleep(idle_seconds)
+        with _windows(setup) as busy:
+            driven = drive_runs(api, runs, dag_count=dag_count) if runs else None
+        busy_seconds = (driven.finished - driven.started) if driven else 0.0
+        for name in setup.proxies:
+            load[name].update(
+                startup_seconds=round(startup_seconds, 1),
+                idle_seconds=idle_seconds,
+                idle_requests=idle[name].total,
+                idle_per_hour=round(idle[name].total * 3600 / idle_seconds, 1),
+                runs_seconds=round(busy_seconds, 1),
+                runs_requests=busy[name].total,
+                runs_per_hour=round(busy[name].total * 3600 / busy_seconds, 1) if busy_seconds else None,
+                endpoints={f"{m} {p}": n for (m, p), n in sorted((idle[name].counts + busy[name].counts).items())},
+            )
+        result = PhaseResult(load=load, driven=driven)
+        if measure_latency and driven is not None:
+            result.observed = _wait_and_measure(home, setup, driven.terminals)
+    return result
+
+
+def _wait_for_first_ticks(setup: Setup, alive: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = [setup.proxies[name] for name in setup.airlift_intervals]
+    while any(proxy.count(*_FIRST_TICK) == 0 for proxy in waiting):
+        if time.monotonic() > deadline or not alive():
+            raise RuntimeError(f"Airlift's sensors made no {_FIRST_TICK} within {timeout:.0f} s of starting Dagster")
+        time.sleep(0.5)
+    time.sleep(2)  # airstream's sensor: its first tick reads the topic from the start
+
+
+@contextlib.contextmanager
+def _windows(setup: Setup) -> Any:
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(proxy.counting()) for name, proxy in setup.proxies.items()}
+
+
+def _wait_and_measure(home: Path, setup: Setup, terminals: list[Terminal]) -> list[dict[str, Any]]:
+    """Poll the instance until each observer holds what it can record (or its deadline), then measure."""
+    slowest = max(setup.airlift_intervals.values(), default=5)
+    deadline = time.monotonic() + 2 * slowest + 60
+    with DagsterInstance.from_config(str(home)) as instance:
+        while True:
+            records = recorded_asset_events(instance)
+            stored = {observer.name: stored_times(observer, records) for observer in setup.observers}
+            done = all(all(t.key() in stored[o.name] for t in expected_for(o, terminals)) for o in setup.observers)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+    return [measure(observer, terminals, stored[observer.name]) for observer in setup.observers]
+
+
+__all__ = ["CountWindow", "PhaseResult", "Setup", "expected_for", "observe"]

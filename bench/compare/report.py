@@ -1,0 +1,103 @@
+"""The results file, the printed table and the latency picture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def _rows(results: dict[str, Any]) -> list[str]:
+    lines = ["Observation latency (s; Airflow end -> record stored in Dagster) and completeness"]
+    lines.append(
+        f"  {'Airflow':8} {'storage':9} {'observer':24} {'task p50':>8} {'p95':>7} {'max':>7} "
+        f"{'run p50':>8} {'p95':>7} {'max':>7}  recorded/reported  missed"
+    )
+    for phase in results.get("latency", []):
+        for obs in phase["observers"]:
+            task, run, done = obs["latency_task_end"], obs["latency_run_end"], obs["completeness"]
+            missed = ", ".join(f"{n} {what}" for what, n in done["missed"].items()) or "none"
+            lines.append(
+                f"  {phase['airflow']:8} {phase['storage']:9} {obs['label']:24} {_fmt(task['p50']):>8} "
+                f"{_fmt(task['p95']):>7} {_fmt(task['max']):>7} {_fmt(run['p50']):>8} {_fmt(run['p95']):>7} "
+                f"{_fmt(run['max']):>7}  {done['recorded']:>4}/{done['reported_by_airflow']:<4}          {missed}"
+            )
+    lines.append("REST requests to Airflow per hour (counting proxy per observer)")
+    lines.append(f"  {'DAGs':>5} {'observer':24} {'at startup':>10} {'idle/h':>9} {'under runs/h':>12}")
+    for entry in results.get("load", []):
+        for name, figures in entry["observers"].items():
+            lines.append(
+                f"  {entry['dag_count']:>5} {entry['labels'].get(name, name):24} {figures['startup_requests']:>10} "
+                f"{_fmt(figures['idle_per_hour']):>9} {_fmt(figures['runs_per_hour']):>12}"
+            )
+    overhead = results.get("overhead", {})
+    if overhead:
+        timing, memory = overhead["timing"], overhead["memory"]
+        lines.append("Listener overhead per task event (ms)")
+        for state in ("broker_up", "broker_down"):
+            figures = timing[state]
+            lines.append(
+                f"  {state:12} p50 {_fmt(figures['p50'])}  p95 {_fmt(figures['p95'])}  max {_fmt(figures['max'])}"
+            )
+        lines.append(
+            f"  extra memory in an Airflow 2.11 process: {memory['extra_mb']} MB "
+            f"({memory['before_mb']} -> {memory['after_mb']} MB)"
+        )
+    lines.append("Consumer throughput (events/s recorded into Dagster)")
+    for entry in results.get("throughput", []):
+        rates = entry["events_per_second"]
+        lines.append(
+            f"  {entry['storage']:9} sensor {_fmt(rates['sensor'])}  replay {_fmt(rates['replay'])}  "
+            f"Dagster's report_runless_asset_event loop {_fmt(rates['dagster_loop'])}  "
+            f"sensor/loop {entry['sensor_vs_loop']}  replay/loop {entry['replay_vs_loop']}  "
+            f"(profile: {entry['profile']['report_runless_asset_event_share']:.0%} of the sensor's time in "
+            f"Dagster's per-event write)"
+        )
+    return lines
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human-readable summary printed at the end of a run."""
+    return "\n".join(_rows(results))
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+
+
+def draw_latency(results: dict[str, Any], path: Path) -> None:
+    """Cumulative distributions of task-end and run-end latency, one line per observer and storage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for axis, kind, title in ((axes[0], "task", "task end"), (axes[1], "run", "DAG-run end")):
+        for phase in results.get("latency", []):
+            for obs in phase["observers"]:
+                samples = sorted(obs["samples"][kind])
+                if not samples:
+                    continue
+                share = [(index + 1) / len(samples) for index in range(len(samples))]
+                label = f"{obs['label']}, Airflow {phase['airflow']}, {phase['storage']}"
+                axis.step(samples, share, where="post", label=label)
+        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xlabel(f"seconds from {title} to the record stored in Dagster")
+        axis.set_title(f"Observation latency after {title}")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("share of terminal states recorded")
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
