@@ -15,7 +15,7 @@ from typing import Any
 
 from devstack.dagster import recorded_asset_events, tick_and_store
 
-__all__ = ["Figures", "SensorDriver", "count_figures", "recorded_event_ids"]
+__all__ = ["Figures", "SensorDriver", "count_figures", "etl_observation_defs", "recorded_event_ids"]
 
 EVENT_ID = "airstream/event_id"
 
@@ -96,3 +96,32 @@ class SensorDriver:
     def recorded_ids(self) -> list[str]:
         """The event ids recorded on the instance's DAG assets, once per record."""
         return recorded_event_ids(self.instance, self.instance_name)
+
+
+def etl_observation_defs(instance_name: str, bootstrap_servers: str, topic: str, **source_options: Any) -> Any:
+    """The definitions the fault tests observe ``instance_name`` with: its DAG ``etl``'s tasks
+    ``extract`` and ``load`` mapped to the assets ``extracted`` and ``loaded``, and every event kept
+    on the DAG asset (``dag_asset_history="all"``), which is what the figures count."""
+    from dagster import AssetSpec, Definitions
+
+    from airstream.dagster_consumer import (
+        AirflowInstance,
+        KafkaEventSource,
+        assets_with_task_mappings,
+        build_defs_from_airflow_instance,
+    )
+
+    return build_defs_from_airflow_instance(
+        airflow_instance=AirflowInstance(
+            name=instance_name,
+            event_source=KafkaEventSource(
+                bootstrap_servers=bootstrap_servers, topic=topic, connect_timeout_seconds=5, **source_options
+            ),
+        ),
+        defs=Definitions(
+            assets=assets_with_task_mappings(
+                dag_id="etl", task_mappings={"extract": [AssetSpec("extracted")], "load": [AssetSpec("loaded")]}
+            )
+        ),
+        dag_asset_history="all",
+    )

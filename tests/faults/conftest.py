@@ -7,19 +7,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from dagster import AssetSpec, DagsterInstance, Definitions, instance_for_test
+from dagster import DagsterInstance, instance_for_test
 
-from airstream.dagster_consumer import (
-    AirflowInstance,
-    KafkaEventSource,
-    assets_with_task_mappings,
-    build_defs_from_airflow_instance,
-)
 from devstack.broker import TansuProcess, create_topic, tansu_binary
-from devstack.figures import SensorDriver
+from devstack.figures import SensorDriver, etl_observation_defs
 from devstack.s3 import S3Server, start_s3_server
 
 INSTANCE = "faults"
@@ -66,22 +59,6 @@ def dagster_instance() -> Iterator[DagsterInstance]:
 @pytest.fixture
 def sensor_driver(dagster_instance: DagsterInstance, durable_broker: TansuProcess, durable_topic: str) -> SensorDriver:
     """The sensor of instance ``faults`` reading ``durable_topic`` into ``dagster_instance``."""
-    return SensorDriver(dagster_instance, sensor_defs(durable_broker.bootstrap_servers, durable_topic), SENSOR)
-
-
-def sensor_defs(bootstrap_servers: str, topic: str, **source_options: Any) -> Definitions:
-    """The definitions a user builds for the instance ``faults`` reading ``topic``."""
-    return build_defs_from_airflow_instance(
-        dag_asset_history="all",  # one record per event on the DAG asset: what the figures count
-        defs=Definitions(
-            assets=assets_with_task_mappings(
-                dag_id="etl", task_mappings={"extract": [AssetSpec("extracted")], "load": [AssetSpec("loaded")]}
-            )
-        ),
-        airflow_instance=AirflowInstance(
-            name=INSTANCE,
-            event_source=KafkaEventSource(
-                bootstrap_servers=bootstrap_servers, topic=topic, connect_timeout_seconds=5, **source_options
-            ),
-        ),
+    return SensorDriver(
+        dagster_instance, etl_observation_defs(INSTANCE, durable_broker.bootstrap_servers, durable_topic), SENSOR
     )
