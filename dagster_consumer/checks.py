@@ -44,6 +44,7 @@ _CHECK_METADATA_KEYS = (
     "airflow/tasks",
     "airflow/failed_tasks",
     "airflow/url",
+    "airstream/event_id",  # last, as on the records: what deduplication and tests match on
 )
 
 

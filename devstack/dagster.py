@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from devstack import REPO_ROOT
-from devstack.processes import ManagedProcess, free_port
+from devstack.processes import ManagedProcess, StackError, free_port
 
 EXAMPLE_DEFINITIONS = Path(__file__).parent / "example_definitions.py"
 
@@ -55,6 +55,55 @@ def start_dagster(
         process.stop()
         raise
     return process, url
+
+
+def start_dagster_webserver(
+    home: Path,
+    *,
+    env: Mapping[str, str],
+    log_dir: Path,
+    definitions: Path = EXAMPLE_DEFINITIONS,
+    port: int | None = None,
+    timeout: float = 90,
+) -> tuple[ManagedProcess, str]:
+    """Start only Dagster's webserver (no daemon: no sensor ticks) on the instance in ``home``.
+
+    For looking at what a stopped stack recorded, e.g. the demo's ``.work/demo/dagster``: the UI
+    and GraphQL show it as it was, and nothing new is recorded. Returns the process and the URL.
+    """
+    if not (home / "dagster.yaml").exists():
+        raise StackError(f"{home} holds no Dagster instance (no dagster.yaml): run the demo or the stack first")
+    tmp = home / "tmp"
+    tmp.mkdir(exist_ok=True)
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": python_path}
+    executable = Path(dagster_executable()).with_name("dagster-webserver")
+    process = ManagedProcess.start(
+        "dagster-webserver",
+        [str(executable), "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
+        env=process_env,
+        cwd=home,
+        log_path=log_dir / "dagster-webserver.log",
+    )
+    try:
+        process.wait_until(lambda: _answers(url), timeout=timeout, what="the Dagster webserver to answer")
+    except BaseException:
+        process.stop()
+        raise
+    return process, url
+
+
+def graphql(url: str, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 30) -> dict[str, Any]:
+    """Ask the Dagster webserver at ``url`` a GraphQL ``query``; returns ``data``, raises on errors."""
+    response = httpx.post(f"{url}/graphql", json={"query": query, "variables": dict(variables or {})}, timeout=timeout)
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"Dagster's GraphQL API answered with errors: {body['errors']}")
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 def _answers(url: str) -> bool:

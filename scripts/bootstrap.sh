@@ -19,3 +19,13 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 cd "$ROOT"
+# Headless Chromium and ChromeDriver for the UI tests (tests/ui), from Debian's packages.
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  echo "airstream: installing chromium and chromium-driver for the UI tests" >&2
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; then
+    $SUDO apt-get update -q >/dev/null 2>&1 || true
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+      || echo "airstream: could not install chromium (the UI tests will try again and say why)" >&2
+  fi
+fi
