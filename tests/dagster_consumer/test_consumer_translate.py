@@ -22,6 +22,7 @@ from dagster import (
 
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 from airstream.dagster_consumer.checks import RUN_CHECK_NAME, TASK_CHECK_NAME
+from airstream.dagster_consumer.dag_history import RunTaskStates
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.translate import (
     EVENT_ID_METADATA_KEY,
@@ -693,3 +694,23 @@ def test_run_outcomes_evaluate_the_dag_asset_and_dag_mapped_asset_checks(event_t
 def test_no_check_evaluations_without_state_checks() -> None:
     recorded = one_run_of_a_three_task_dag(AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}, state_checks=False))
     assert not [e for e in recorded if isinstance(e, AssetCheckEvaluation)]
+
+
+def test_mapped_task_instances_are_counted_each_and_named_with_their_index() -> None:
+    mappings = AssetMappings()
+    for index in range(3):
+        event_type = EventType.TASK_INSTANCE_FAILED if index == 1 else EventType.TASK_INSTANCE_SUCCESS
+        translate(task_event(event_type, task_id="part", map_index=index), mappings=mappings)
+    (outcome, _) = translate(dag_run_event(EventType.DAG_RUN_FAILED, task_ids=["part"]), mappings=mappings)
+    assert raw(outcome.metadata["airflow/tasks"]) == "2 success, 1 failed (part[1])"
+    assert "airflow/tasks_not_reported" not in outcome.metadata
+
+
+def test_the_oldest_runs_are_forgotten_past_max_runs() -> None:
+    states = RunTaskStates(max_runs=2)
+    for run_id in ("r1", "r2", "r3"):
+        states.note(task_event(run_id=run_id))
+    assert states.summary(dag_run_event(run_id="r1")).counts == {}
+    assert states.summary(dag_run_event(run_id="r3")).counts == {"success": 1}
+    with pytest.raises(ValueError, match="max_runs must be at least 1"):
+        RunTaskStates(max_runs=0)
