@@ -2,7 +2,8 @@
 
 Configured by environment variables, so one file serves all three:
 ``KAFKA_BOOTSTRAP_SERVERS`` (required), ``AIRSTREAM_TOPIC`` (default ``airflow.events``),
-``AIRSTREAM_INSTANCE_NAME`` (default ``local``), ``AIRFLOW_WEBSERVER_URL`` (optional).
+``AIRSTREAM_INSTANCE_NAME`` (default ``local``), ``AIRFLOW_WEBSERVER_URL`` (optional),
+``AIRSTREAM_DAG_ASSET_HISTORY`` (``runs``, the default, or ``all``: what the DAG assets keep).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from airstream.dagster_consumer import (
     assets_with_task_mappings,
     build_defs_from_airflow_instance,
 )
+from airstream.dagster_consumer.dag_history import check_dag_asset_history
 
 
 def airflow_instance_from_env() -> AirflowInstance:
@@ -37,6 +39,7 @@ def airflow_instance_from_env() -> AirflowInstance:
 
 defs = build_defs_from_airflow_instance(
     airflow_instance=airflow_instance_from_env(),
+    dag_asset_history=check_dag_asset_history(os.environ.get("AIRSTREAM_DAG_ASSET_HISTORY", "runs")),
     defs=Definitions(
         assets=[
             *assets_with_task_mappings(dag_id="example_etl", task_mappings={"load": [AssetSpec("warehouse_orders")]}),

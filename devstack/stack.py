@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +41,13 @@ def local_stack(
     dagster_port: int | None = None,
     dags_folder: Path = EXAMPLE_DAGS,
     expected_dags: int = len(EXAMPLE_DAG_IDS),
+    dagster_env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalStack]:
     """Start everything under ``work_dir``; stop every process on exit, in reverse order.
 
     Airflow parses ``dags_folder`` and the stack is ready once ``expected_dags`` DAGs are parsed.
+    ``dagster_env`` adds environment variables for the Dagster code location, e.g.
+    ``{"AIRSTREAM_DAG_ASSET_HISTORY": "all"}`` for :mod:`devstack.example_definitions`.
     """
     started = time.monotonic()
     logs = work_dir / "logs"
@@ -67,6 +70,7 @@ def local_stack(
                 "AIRSTREAM_TOPIC": topic,
                 "AIRSTREAM_INSTANCE_NAME": instance_name,
                 "AIRFLOW_WEBSERVER_URL": airflow.url,
+                **(dagster_env or {}),
             },
             log_dir=logs,
             definitions=definitions,

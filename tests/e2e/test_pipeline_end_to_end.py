@@ -65,7 +65,9 @@ def _dag_asset_records(instance: DagsterInstance) -> list[RecordedAssetEvent]:
 
 def test_every_state_airflow_reached_appears_in_dagster_exactly_once(tmp_path: Path) -> None:
     topic = f"airstream-e2e-{uuid.uuid4().hex[:8]}"
-    with local_stack(tmp_path, topic=topic, instance_name=INSTANCE) as stack:
+    # The DAG assets keep every event here, to be compared with every state Airflow reached.
+    every_event = {"AIRSTREAM_DAG_ASSET_HISTORY": "all"}
+    with local_stack(tmp_path, topic=topic, instance_name=INSTANCE, dagster_env=every_event) as stack:
         api = stack.airflow.api()
         runs = {dag_id: api.trigger(dag_id) for dag_id in EXPECTED_RUN_STATES}
         for dag_id, run_id in runs.items():
