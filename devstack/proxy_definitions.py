@@ -4,10 +4,12 @@ and the proxy jobs.
 
 Configured like :mod:`devstack.example_definitions`, plus ``AIRSTREAM_PROXY_FAILURES_FILE``: while
 the number in that file is above zero, ``proxy_flaky`` fails and counts it down (a Dagster run
-that fails on demand). No ``from __future__ import annotations``: Dagster reads the ``context`` annotation.
+that fails on demand), and ``AIRSTREAM_PROXY_RELEASE_FILE``: ``proxy_slow`` runs until it
+exists. No ``from __future__ import annotations``: Dagster reads the ``context`` annotation.
 """
 
 import os
+import time
 from pathlib import Path
 
 from dagster import AssetExecutionContext, DailyPartitionsDefinition, Definitions, MaterializeResult, asset
@@ -44,6 +46,16 @@ def proxy_flaky() -> MaterializeResult:
 
 
 @asset
+def proxy_slow() -> MaterializeResult:
+    """Runs until ``AIRSTREAM_PROXY_RELEASE_FILE`` exists, at most 120 s (a run to terminate)."""
+    release = Path(os.environ.get("AIRSTREAM_PROXY_RELEASE_FILE", "/nonexistent"))
+    deadline = time.monotonic() + 120
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return MaterializeResult(metadata={"ran_in": "dagster"})
+
+
+@asset
 def proxy_secured() -> MaterializeResult:
     return MaterializeResult(metadata={"ran_in": "dagster"})
 
@@ -61,6 +73,7 @@ def _mapped() -> Definitions:
                 task_mappings={"load": [proxy_orders], "daily_report": [proxy_daily_orders], "flaky": [proxy_flaky]},
             ),
             *assets_with_task_mappings(dag_id="proxy_custom", task_mappings={"secured": [proxy_secured]}),
+            *assets_with_task_mappings(dag_id="proxy_kill", task_mappings={"slow": [proxy_slow]}),
             *assets_with_dag_mappings({"proxy_whole": [proxy_whole_report]}),
         ]
     )

@@ -1,0 +1,215 @@
+"""Migration end to end on a real Airflow 3.3, a real Dagster webserver and daemon, and a real broker.
+
+One stack for the module: Airflow parses ``devstack/proxy_dags`` (copied, so tests can change the
+proxied state), Dagster loads ``devstack/proxy_definitions.py`` (executable assets mapped to the
+DAGs' tasks, the proxy jobs, and the airstream sensor reading the topic the listener writes to).
+What Dagster recorded is read from its instance: materializations by asset, with the run that
+stored them (a Dagster run launched by a proxy) or none (a runless record from the sensor).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from dagster import DagsterInstance, DagsterRunStatus
+
+from airstream.dagster_consumer import dag_asset_key
+from airstream.schemas.proxying import DAG_PROXY_TASK_ID, PROXIED_TASK_OPERATOR, proxy_job_name
+from devstack.airflow import AirflowApi
+from devstack.processes import free_port
+from devstack.proxy_gateway import ApiKeyGateway
+from devstack.proxy_records import (
+    by_proxy_run,
+    dag_run_record,
+    materializations,
+    one_more_sensor_tick,
+    proxy_runs,
+)
+from devstack.stack import LocalStack, local_stack
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+ROOT = Path(__file__).parents[2]
+PROXY_DAGS = ROOT / "devstack" / "proxy_dags"
+DEFINITIONS = ROOT / "devstack" / "proxy_definitions.py"
+INSTANCE = "migration"
+API_KEY = "migration-test-key"
+
+
+@dataclass
+class Migration:
+    stack: LocalStack
+    api: AirflowApi
+    dags: Path
+    dagster_url: str
+    gateway: ApiKeyGateway
+    failures_file: Path
+    release_file: Path
+
+    @property
+    def instance(self) -> DagsterInstance:
+        return DagsterInstance.from_config(str(self.stack.dagster_home))
+
+    def run_dag(self, dag_id: str, logical_date: str | None = None, timeout: float = 240) -> tuple[str, str]:
+        run_id = self.api.trigger(dag_id, logical_date=logical_date)
+        return run_id, self.api.wait_for_run(dag_id, run_id, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def migration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migration]:
+    work = tmp_path_factory.mktemp("migration")
+    dags = Path(shutil.copytree(PROXY_DAGS, work / "dags"))
+    failures_file, release_file = work / "proxy_flaky_failures", work / "proxy_slow_release"
+    failures_file.write_text("0")
+    dagster_port = free_port()
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    with ApiKeyGateway(dagster_url, api_key=API_KEY) as gateway, pytest.MonkeyPatch.context() as env:
+        # Both Airflow's task processes and Dagster's runs inherit these.
+        env.setenv("AIRSTREAM_DAGSTER_URL", dagster_url)
+        env.setenv("AIRFLOW_VAR_DAGSTER_GATEWAY_URL", gateway.url)
+        env.setenv("AIRFLOW_VAR_DAGSTER_API_KEY", API_KEY)
+        env.setenv("AIRSTREAM_PROXY_FAILURES_FILE", str(failures_file))
+        env.setenv("AIRSTREAM_PROXY_RELEASE_FILE", str(release_file))
+        with local_stack(
+            work,
+            topic=f"airstream-migration-{uuid.uuid4().hex[:8]}",
+            instance_name=INSTANCE,
+            dags_folder=dags,
+            expected_dags=4,
+            definitions=DEFINITIONS,
+            dagster_port=dagster_port,
+        ) as stack:
+            print(f"\nmigration stack up in {stack.started_in_seconds:.1f} s")
+            yield Migration(stack, stack.airflow.api(), dags, dagster_url, gateway, failures_file, release_file)
+
+
+def test_proxied_tasks_run_in_dagster_and_their_assets_are_materialized_once(migration: Migration) -> None:
+    migration.failures_file.write_text("1")  # the first Dagster run of proxy_flaky fails
+    run_id, state = migration.run_dag("proxy_etl", logical_date="2026-01-05T00:00:00Z")
+    assert state == "success"
+    instance = migration.instance
+
+    # Each proxied task launched its job; the partitioned asset got the run's logical date.
+    (load_run,) = proxy_runs(instance, proxy_job_name("proxy_etl", "load"))
+    assert load_run.status == DagsterRunStatus.SUCCESS
+    assert load_run.tags["airstream/run_id"] == run_id and load_run.tags["airstream/task_id"] == "load"
+    (daily_run,) = proxy_runs(instance, proxy_job_name("proxy_etl", "daily_report"))
+    assert daily_run.tags["dagster/partition"] == "2026-01-05"
+    assert not proxy_runs(instance, proxy_job_name("proxy_etl", "extract")), "extract is not proxied"
+
+    # A failing Dagster run failed the Airflow task; Airflow's retry launched a new Dagster run.
+    flaky_runs = proxy_runs(instance, proxy_job_name("proxy_etl", "flaky"))
+    assert [run.status for run in flaky_runs] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS]
+    assert [run.tags["airstream/try_number"] for run in flaky_runs] == ["1", "2"]
+    tries = migration.api.task_instance_tries("proxy_etl", run_id, "flaky", -1)
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "failed"), (2, "success")]
+
+    # The sensor saw the run (its record names the proxied tasks) and materialized nothing again.
+    record = dag_run_record(instance, INSTANCE, "proxy_etl", run_id)
+    assert record["airflow/proxied_to_dagster"] == "daily_report, flaky, load"
+    one_more_sensor_tick()
+    for asset in ("proxy_orders", "proxy_daily_orders", "proxy_flaky"):
+        entries = materializations(instance, asset)
+        assert len(entries) == 1, f"{asset} materialized {len(entries)} times"
+        assert by_proxy_run(instance, entries) == entries, f"{asset} was materialized by the sensor"
+    (daily,) = materializations(instance, "proxy_daily_orders")
+    assert daily.asset_materialization.partition == "2026-01-05"
+
+    # The task log links to the Dagster run.
+    logs = migration.stack.airflow.env["AIRFLOW_HOME"]
+    log_text = "".join(path.read_text() for path in Path(logs, "logs").rglob("*.log") if "task_id=load" in str(path))
+    assert f"{migration.dagster_url}/runs/{load_run.run_id}" in log_text
+
+
+def test_a_dag_proxied_as_a_whole_runs_its_assets_in_dagster_once(migration: Migration) -> None:
+    assert migration.api.task_ids("proxy_whole") == [DAG_PROXY_TASK_ID]
+    run_id, state = migration.run_dag("proxy_whole")
+    assert state == "success"
+    instance = migration.instance
+    (dagster_run,) = proxy_runs(instance, proxy_job_name("proxy_whole"))
+    assert dagster_run.status == DagsterRunStatus.SUCCESS
+    record = dag_run_record(instance, INSTANCE, "proxy_whole", run_id)
+    assert record["airflow/proxied_to_dagster"] == DAG_PROXY_TASK_ID
+    one_more_sensor_tick()
+    entries = materializations(instance, "proxy_whole_report")
+    assert len(entries) == 1 and by_proxy_run(instance, entries) == entries
+    dag_records = materializations(instance, list(dag_asset_key(INSTANCE, "proxy_whole").path))
+    assert len(dag_records) == 1, "the DAG asset itself still records the run"
+
+
+def test_a_custom_operators_session_header_reaches_dagster(migration: Migration) -> None:
+    refused = requests.post(f"{migration.gateway.url}/graphql", json={"query": "{ version }"}, timeout=10)
+    assert refused.status_code == 401  # the gateway really checks
+    refused_before, accepted_before = migration.gateway.refused, migration.gateway.accepted
+    run_id, state = migration.run_dag("proxy_custom")
+    assert state == "success"
+    assert migration.gateway.refused == refused_before, "every request of the custom proxy carried the key"
+    assert migration.gateway.accepted - accepted_before >= 3  # find the job, its assets, launch, poll…
+    (dagster_run,) = proxy_runs(migration.instance, proxy_job_name("proxy_custom", "secured"))
+    assert dagster_run.tags["airstream/run_id"] == run_id
+
+
+def test_killing_a_proxied_task_terminates_its_dagster_run(migration: Migration) -> None:
+    run_id = migration.api.trigger("proxy_kill")
+    instance = migration.instance
+    job = proxy_job_name("proxy_kill", "slow")
+    deadline = time.monotonic() + 120
+    while not [run for run in proxy_runs(instance, job) if run.status == DagsterRunStatus.STARTED]:
+        assert time.monotonic() < deadline, "the proxy's Dagster run never started"
+        time.sleep(1)
+    migration.api.set_task_state("proxy_kill", run_id, "slow", "failed")  # Airflow kills the running task
+    deadline = time.monotonic() + 90
+    while (status := proxy_runs(instance, job)[-1].status) not in (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS):
+        assert time.monotonic() < deadline, f"the Dagster run is still {status} after the task was killed"
+        time.sleep(1)
+    migration.release_file.touch()
+    assert status == DagsterRunStatus.CANCELED
+
+
+def test_rolling_back_one_line_runs_the_task_in_airflow_and_observes_its_assets(migration: Migration) -> None:
+    state_file = migration.dags / "proxied_state" / "proxy_etl.yaml"
+    rolled_back = state_file.read_text().replace("- id: load\n    proxied: true", "- id: load\n    proxied: false")
+    state_file.write_text(rolled_back)  # the one-line rollback
+    deadline = time.monotonic() + 90
+    while _operator(migration.api, "proxy_etl", "load") == PROXIED_TASK_OPERATOR:
+        assert time.monotonic() < deadline, "Airflow did not parse the rolled-back DAG"
+        time.sleep(2)
+    instance = migration.instance
+    launched_before = len(proxy_runs(instance, proxy_job_name("proxy_etl", "load")))
+
+    run_id, state = migration.run_dag("proxy_etl", logical_date="2026-01-06T00:00:00Z")
+    assert state == "success"
+    record = dag_run_record(instance, INSTANCE, "proxy_etl", run_id)
+    assert record["airflow/proxied_to_dagster"] == "daily_report, flaky"
+    one_more_sensor_tick()
+    assert len(proxy_runs(instance, proxy_job_name("proxy_etl", "load"))) == launched_before, "load ran in Airflow"
+    observed = [entry for entry in materializations(instance, "proxy_orders") if not entry.run_id]
+    assert len(observed) == 1, "the Airflow task's success is recorded on its asset, once"
+    metadata = observed[0].asset_materialization.metadata
+    assert metadata["airflow/run_id"].value == run_id and metadata["airflow/task_id"].value == "load"
+
+
+def test_malformed_proxied_state_is_an_import_error_naming_file_and_line(migration: Migration) -> None:
+    bad = migration.dags / "proxied_state" / "proxy_custom.yaml"
+    bad.write_text("tasks:\n  - id: secured\n    proxied: sometimes\n")
+    deadline = time.monotonic() + 90
+    while True:
+        errors = migration.api._get("/importErrors")["import_errors"]
+        texts = [error["stack_trace"] for error in errors if error["filename"].endswith("proxy_custom.py")]
+        if texts:
+            break
+        assert time.monotonic() < deadline, "Airflow reported no import error for proxy_custom.py"
+        time.sleep(2)
+    assert f"{bad}:3: `proxied` must be true or false, got 'sometimes'" in texts[0]
+
+
+def _operator(api: AirflowApi, dag_id: str, task_id: str) -> str | None:
+    task = api._get(f"/dags/{dag_id}/tasks/{task_id}")
+    return task.get("operator_name") or task.get("class_ref", {}).get("class_name")
