@@ -18,6 +18,7 @@ from typing import Any
 from bench.compare import airflows, overhead, report, targets, throughput
 from bench.compare.observed import Observer
 from bench.compare.phases import Setup, observe
+from devstack import REPO_ROOT
 from devstack.broker import create_topic, start_broker
 from devstack.counting_proxy import CountingProxy
 from devstack.postgres import PostgresServer, start_postgres
@@ -70,9 +71,15 @@ def machine() -> dict[str, Any]:
         "load_average_at_start": os.getloadavg(),
         "python": platform.python_version(),
         "git_commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip(),
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown (not a git checkout)",
     }
+
+
+def mapped_tasks(dag_count: int) -> dict[str, list[str]]:
+    """The tasks every observer maps to assets: those of the DAGs the runs use (:func:`bench.compare.runs.dag_for`)."""
+    return {f"bench_{n:04d}": ["work"] for n in range(min(10, dag_count))} | {"bench_failing": ["extract", "load"]}
 
 
 def side_by_side(
@@ -97,13 +104,10 @@ def side_by_side(
         intervals = {"airlift_default": 30, "airlift_fast": args.airlift_fast_interval}
         with contextlib.ExitStack() as stack:
             proxies = {o.name: stack.enter_context(CountingProxy(af.url)) for o in observers}
-            mapped = {f"bench_{n:04d}": ["work"] for n in range(min(10, first))} | {
-                "bench_failing": ["extract", "load"]
-            }
             config = {
                 "airstream": [{"name": "af2", "bootstrap_servers": bootstrap, "topic": topic}],
                 "airlift": [{"name": n, "url": proxies[n].url, "interval": i} for n, i in intervals.items()],
-                "mapped_tasks": mapped,
+                "mapped_tasks": mapped_tasks(first),
             }
             setup = Setup(observers, config, proxies, intervals)
             labels = {o.name: o.label for o in observers}
@@ -176,7 +180,10 @@ def airflow3_alone(
     first = args.dag_counts[0]
     with airflows.airflow3(work, bootstrap_servers=bootstrap, topic=topic, name="af3", dag_count=first) as af:
         observers = [Observer("af3", "airstream", "airstream (Kafka sensor)")]
-        config = {"airstream": [{"name": "af3", "bootstrap_servers": bootstrap, "topic": topic}]}
+        config = {
+            "airstream": [{"name": "af3", "bootstrap_servers": bootstrap, "topic": topic}],
+            "mapped_tasks": mapped_tasks(first),
+        }
         storage = args.storages[0]
         print(f"== Airflow 3.3, {storage}: {args.runs} runs", flush=True)
         phase = observe(

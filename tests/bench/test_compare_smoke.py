@@ -1,0 +1,77 @@
+"""The comparison harness (``python -m bench.compare --quick``) end to end, on real parts.
+
+One quick run: the broker, Airflow 2.11 with the listener watched by airstream's sensor and by
+Airlift at 30 s and at its fastest, Airflow 3.3 watched by airstream, Dagster on SQLite (and
+PostgreSQL for throughput). Checks that ``results.json`` holds every section with plausible,
+non-empty figures and that the picture is drawn; it asserts no timing target (those are the
+harness's job, on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip(
+    "dagster_airlift", reason="the bench extra is missing: pip install -e '.[bench]' (scripts/bench does)"
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
+
+
+def _positive(figures: dict[str, Any], *names: str) -> None:
+    for name in names:
+        assert isinstance(figures[name], (int, float)) and figures[name] > 0, (name, figures)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    from bench.compare.__main__ import main
+
+    out = tmp_path_factory.mktemp("bench-compare")
+    assert main(["--quick", "--out", str(out)]) == 0
+    return json.loads((out / "results.json").read_text()), out
+
+
+def test_latency_and_completeness_per_observer(results: tuple[dict[str, Any], Path]) -> None:
+    data, _ = results
+    phases = {(phase["airflow"], phase["storage"]): phase for phase in data["latency"]}
+    assert set(phases) == {("2.11", "sqlite"), ("3.3", "sqlite")}
+    side_by_side = phases[("2.11", "sqlite")]
+    assert side_by_side["runs"]["runs"] == 5 and side_by_side["runs"]["failed_runs"] >= 1
+    by_name = {obs["observer"]: obs for obs in side_by_side["observers"]}
+    assert set(by_name) == {"af2", "airlift_default", "airlift_fast"}
+    for obs in [*side_by_side["observers"], *phases[("3.3", "sqlite")]["observers"]]:
+        _positive(obs["latency_run_end"], "count", "p50", "max")
+        _positive(obs["latency_task_end"], "count", "p50", "max")
+        assert obs["latency_run_end"]["p50"] < 600, obs  # seconds: a clock or matching error, not a slow machine
+    ours = by_name["af2"]["completeness"]
+    assert ours["reported_by_airflow"] > 0 and ours["recorded"] == ours["reported_by_airflow"], ours
+    airlift = by_name["airlift_default"]["completeness"]
+    assert airlift["missed"].get("run failed", 0) >= 1, airlift  # Airlift records successful runs only
+
+
+def test_load_overhead_and_throughput(results: tuple[dict[str, Any], Path]) -> None:
+    data, _ = results
+    load = data["load"][0]
+    assert load["dag_count"] == 10
+    assert load["observers"]["af2"]["idle_requests"] + load["observers"]["af2"]["runs_requests"] == 0
+    for name in ("airlift_default", "airlift_fast"):
+        _positive(load["observers"][name], "startup_requests", "runs_requests")
+    _positive(data["overhead"]["timing"]["broker_up"], "count", "p50")
+    _positive(data["overhead"]["timing"]["broker_down"], "count", "p50")
+    assert data["overhead"]["memory"]["after_mb"] > data["overhead"]["memory"]["before_mb"] > 50
+    assert {entry["storage"] for entry in data["throughput"]} == {"sqlite", "postgres"}
+    for entry in data["throughput"]:
+        _positive(entry["events_per_second"], "sensor", "replay", "dagster_loop")
+        assert 0 < entry["profile"]["report_runless_asset_event_share"] <= 1
+
+
+def test_targets_and_picture(results: tuple[dict[str, Any], Path]) -> None:
+    data, out = results
+    assert {target["met"] for target in data["targets"]} <= {True, False, None}
+    assert any(target["met"] is None for target in data["targets"])  # streaming: not measured yet
+    assert (out / "latency.png").stat().st_size > 10_000
