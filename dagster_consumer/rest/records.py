@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from airstream.schemas.proxying import is_proxy_operator
+
 
 @dataclass(frozen=True)
 class DagRecord:
@@ -66,7 +68,13 @@ class TaskInstanceRecord:
     start_date: datetime | None = None
     end_date: datetime | None = None
     hostname: str | None = None
-    operator: str | None = None
+    operator: str | None = None  # REST v2's operator_name (custom_operator_name), else the task type
+
+    @property
+    def proxied_to_dagster(self) -> bool:
+        """The task ran a proxy operator (migration): its operator name is a proxy marker on both
+        REST dialects, so events built from this record say ``proxied_to_dagster``."""
+        return is_proxy_operator(self.operator)
 
 
 @dataclass(frozen=True)

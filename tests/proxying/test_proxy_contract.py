@@ -127,3 +127,23 @@ def test_the_partition_is_the_logical_date_in_the_partitions_format() -> None:
     static = ProxyJob("j", "repo", "loc", partition_formats=(None,), partition_types=("STATIC",))
     with pytest.raises(DagsterProxyError, match="one time-window partitions definition"):
         partition_key(static, T0)
+
+
+def test_the_rest_source_reports_proxied_tasks_and_dags_from_the_operator_name() -> None:
+    from dataclasses import replace
+
+    from airstream.dagster_consumer.sources.rest import RestEventSource
+    from devstack.fake_rest import FakeRestApi, run_record, ti_record
+
+    proxied = replace(ti_record("load", "success"), operator=PROXIED_TASK_OPERATOR)
+    plain = replace(ti_record("extract", "success"), operator="PythonOperator")
+    whole = replace(ti_record(DAG_PROXY_TASK_ID, "success", dag_id="reports"), operator="ProxyDAGToDagster")
+    assert proxied.proxied_to_dagster and not plain.proxied_to_dagster
+    api = FakeRestApi(runs=[run_record("etl"), run_record("reports")], task_instances=[proxied, plain, whole])
+    events = (
+        RestEventSource(api, "prod", clock=lambda: datetime(2026, 3, 1, 13, 0, tzinfo=timezone.utc)).read(None).events
+    )
+    tasks = {(e.dag_id, e.task_id): e.proxied_to_dagster for e in events if isinstance(e, TaskInstanceEvent)}
+    assert tasks == {("etl", "load"): True, ("etl", "extract"): False, ("reports", DAG_PROXY_TASK_ID): True}
+    runs = {e.dag_id: e.proxied_to_dagster for e in events if isinstance(e, DagRunEvent)}
+    assert runs == {"etl": False, "reports": True}
