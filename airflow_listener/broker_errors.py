@@ -61,7 +61,8 @@ def collect_connection_failures() -> Iterator[list[BaseException]]:
 def explain_connection_failure(config: ListenerConfig, errors: list[BaseException]) -> str:
     """What to fix, given the reasons kafka-python logged for failed connections (may be empty)."""
     where = f"Kafka at {config.bootstrap_servers} (security_protocol={config.security_protocol})"
-    reasons = [str(error) or type(error).__name__ for error in errors]
+    errors = [error for error in errors if "Unable to bootstrap" not in str(error)] or errors  # the timeout, not a why
+    reasons = [_describe(error) for error in errors]
     last = _redact(reasons[-1], config) if reasons else ""
     text = " ".join(reasons).upper()
     if "CERTIFICATE_VERIFY_FAILED" in text or ("MISMATCH" in text and "CERTIFICATE" in text):
@@ -86,6 +87,12 @@ def explain_connection_failure(config: ListenerConfig, errors: list[BaseExceptio
     if reasons:
         return f"{where} cannot be reached ({last}); check [{SECTION}] bootstrap_servers and the network"
     return f"{where} did not answer in time; check [{SECTION}] bootstrap_servers, the network and security_protocol"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, KeyError):  # kafka-python's SCRAM client finds no server proof in a refusal
+        return "the broker ended the SCRAM exchange without proof: wrong user or password"
+    return str(error) or type(error).__name__
 
 
 def _is_sasl_error(error: BaseException) -> bool:
