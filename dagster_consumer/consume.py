@@ -9,15 +9,40 @@ and the cursor to Dagster, which stores both).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
 
-from airstream.dagster_consumer.cursor import SeenEvents
+from dagster import AssetKey
+
 from airstream.dagster_consumer.late_events import is_late, is_superseded
 from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.sources.base import EventSource, OffsetGap, Position, RejectedMessage
 from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
-from airstream.schemas import DagRunEvent
+from airstream.schemas import DagRunEvent, Event
+
+
+class EventIds(Protocol):
+    """The ids already recorded: :class:`~airstream.dagster_consumer.recorded_ids.RecordedIds`
+    (the sensor's, in Dagster's key-value store) or a
+    :class:`~airstream.dagster_consumer.cursor.SeenEvents` (in memory)."""
+
+    def __contains__(self, event_id: object) -> bool: ...
+
+    def add(self, event_id: str, when: datetime | None = None) -> bool: ...
+
+
+# Given an event not in the ids and its translation, the asset keys that already hold it in
+# Dagster (an event older than the horizon, one a dead tick stored): those are not recorded again.
+AlreadyStored = Callable[[Event, list[AssetEvent]], set[AssetKey]]
+
+
+def event_time(event: Event) -> datetime:
+    """When the event happened in Airflow: its end, else its start, else when it was sent (UTC)."""
+    when = event.end_date or event.start_date or event.emitted_at
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 @dataclass
@@ -52,12 +77,24 @@ class ConsumeOutcome:
     gaps: list[OffsetGap] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     caught_up: bool = True
+    already_in_dagster: int = 0
+    dead_lettered: int = 0
+    ends: dict[str, int] = field(default_factory=dict)
+    newest_at: dict[str, datetime] = field(default_factory=dict)
+
+    def lag(self) -> dict[str, int]:
+        """Per partition, the messages on the topic after the position (empty for sources without
+        offsets)."""
+        offsets = {str(p): int(o) for p, o in (self.position or {}).items() if isinstance(o, int)}
+        return {p: max(0, end - offsets.get(p, 0)) for p, end in sorted(self.ends.items())}
 
     def summary(self) -> str:
         """One log line, e.g. ``3 event(s) recorded as 5 asset event(s); 1 duplicate(s), ...``."""
         return (
             f"{self.recorded} event(s) recorded as {len(self.asset_events)} asset event(s); "
-            f"{self.duplicates} duplicate(s), {self.late} late, "
+            f"{self.duplicates} duplicate(s)"
+            + (f" ({self.already_in_dagster} found in Dagster's event log)" if self.already_in_dagster else "")
+            + f", {self.late} late, "
             + (f"{self.superseded} inferred retries superseded, " if self.superseded else "")
             + f"{self.foreign} from other instances, "
             f"{len(self.rejected)} rejected, {len(self.unknown_types)} of unknown type"
@@ -66,10 +103,20 @@ class ConsumeOutcome:
         )
 
 
-def consume(source: EventSource, position: Position | None, *, seen: SeenEvents, recorder: Recorder) -> ConsumeOutcome:
+def consume(
+    source: EventSource,
+    position: Position | None,
+    *,
+    seen: EventIds,
+    recorder: Recorder,
+    already_stored: AlreadyStored | None = None,
+) -> ConsumeOutcome:
     """Read ``source`` after ``position`` and translate what ``seen`` does not hold yet.
 
-    ``seen`` (the cursor's window of event ids) is updated in place with every event recorded.
+    ``seen`` (the ids already recorded) is updated in place with every event recorded, with the
+    event's time (:func:`event_time`). ``already_stored``, when given, is asked about each event
+    ``seen`` does not hold: an asset event whose key it names is not produced again, and an event
+    all of whose asset events it names counts as a duplicate.
     Events of another instance are left to that instance's sensor; a ``running`` event whose task
     try or DAG run already ended is late and not recorded, and so is an event the source inferred
     (``batch.inferred``) that the same try's recorded terminal event contradicts (see
@@ -79,15 +126,17 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
 
     Example::
 
-        outcome = consume(kafka_source, cursor.position, seen=cursor.seen, recorder=recorder)
-        cursor.position = outcome.position
-        return SensorResult(asset_events=outcome.asset_events, cursor=cursor.serialize())
+        outcome = consume(kafka_source, position, seen=SeenEvents(), recorder=recorder)
+        store(outcome.asset_events)
     """
     batch = source.read(position)
     outcome = ConsumeOutcome(
         source=source.describe(),
         position=batch.position,
         read=len(batch.events),
+        dead_lettered=batch.dead_lettered,
+        ends=dict(batch.ends),
+        newest_at=dict(batch.newest_at),
         rejected=list(batch.rejected),
         unknown_types=list(batch.unknown_types),
         gaps=list(batch.gaps),
@@ -100,18 +149,31 @@ def consume(source: EventSource, position: Position | None, *, seen: SeenEvents,
         if event.event_id in batch.inferred and event.event_id not in seen and is_superseded(event, seen):
             outcome.superseded += 1
             continue
-        if not seen.add(event.event_id):
+        if event.event_id in seen:
             outcome.duplicates += 1
             continue
+        when = event_time(event)
         if is_late(event, seen):
+            seen.add(event.event_id, when)
             outcome.late += 1
             continue
         try:
             translated = translate(event, mappings=recorder.mappings, webserver_url=recorder.webserver_url)
         except Exception as error:  # a valid event that cannot be translated is poison too: skip, never stall
+            seen.add(event.event_id, when)
             where = f"event {event.event_id} ({event.event_type.value} of {event.dag_id}/{event.run_id})"
             outcome.rejected.append(RejectedMessage(where=where, reason=f"cannot be translated: {error!r}"))
             continue
+        if already_stored is not None:
+            held = already_stored(event, translated)
+            if held:
+                translated = [asset_event for asset_event in translated if asset_event.asset_key not in held]
+                if not translated:
+                    seen.add(event.event_id, when)
+                    outcome.duplicates += 1
+                    outcome.already_in_dagster += 1
+                    continue
+        seen.add(event.event_id, when)
         outcome.recorded += 1
         if isinstance(event, DagRunEvent):
             outcome.warnings.extend(recorder.missing_tasks.check(event, recorder.mappings))

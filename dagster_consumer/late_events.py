@@ -10,7 +10,8 @@ the window is in the cursor.
 
 from __future__ import annotations
 
-from airstream.dagster_consumer.cursor import SeenEvents
+from collections.abc import Container
+
 from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, derive_event_id
 
 TERMINAL_TASK_EVENT_TYPES = (
@@ -37,7 +38,7 @@ def terminal_sibling_ids(event: Event) -> list[str]:
     return [derive_event_id(**{**identity, "event_type": event_type}) for event_type in terminal_types]
 
 
-def is_late(event: Event, seen: SeenEvents) -> bool:
+def is_late(event: Event, seen: Container[object]) -> bool:
     """Whether ``event`` is a ``running`` whose task try or DAG run already ended, per ``seen``.
 
     Example::
@@ -48,7 +49,7 @@ def is_late(event: Event, seen: SeenEvents) -> bool:
     return any(event_id in seen for event_id in terminal_sibling_ids(event))
 
 
-def is_superseded(event: Event, seen: SeenEvents) -> bool:
+def is_superseded(event: Event, seen: Container[object]) -> bool:
     """Whether an ``up_for_retry`` of a task try is contradicted by another terminal event of the
     same try already in ``seen`` (``success``, ``failed``…): used for events a source inferred.
 

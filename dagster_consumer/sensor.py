@@ -14,6 +14,8 @@ three modes, chosen by what the instance has:
 from __future__ import annotations
 
 import time
+import weakref
+from datetime import datetime, timezone
 from typing import Any
 
 from dagster import (
@@ -25,10 +27,13 @@ from dagster import (
 )
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
-from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
+from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume, event_time
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
-from airstream.dagster_consumer.health import health_observation
+from airstream.dagster_consumer.event_log_ids import EventLogIds
+from airstream.dagster_consumer.gap_range import GapRange, gap_range
+from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
 from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds, check_horizon
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable
 from airstream.dagster_consumer.sources.rest import RestEventSource
@@ -66,6 +71,8 @@ def build_airflow_event_sensor(
     rest_api: AirflowRestApi | None = None,
     rest_source: RestEventSource | None = None,
     gap_repair_interval: float | None = DEFAULT_GAP_REPAIR_INTERVAL,
+    deduplication_horizon: Any = DEFAULT_DEDUPLICATION_HORIZON,
+    health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
 ) -> SensorDefinition:
     """A sensor that reads ``airflow_instance``'s events and records them on assets.
 
@@ -77,13 +84,29 @@ def build_airflow_event_sensor(
     it as late. A task mapping that names a task a finished DAG run does not list is reported
     once per process, as a warning in the sensor's log.
 
-    A tick that skips bad messages or events of unknown type, or finds stored offsets the broker
-    no longer has, also records an observation on ``[instance, "airstream_health"]``
-    (:mod:`airstream.dagster_consumer.health`); a gap also makes a gap-repair sweep due now.
+    Deduplication: the ids of the events recorded whose Airflow time is within
+    ``deduplication_horizon`` are kept in the Dagster instance's key-value store
+    (:mod:`airstream.dagster_consumer.recorded_ids`; the cursor holds a pointer of a few hundred
+    bytes); an event older than the horizon is looked up in Dagster's event log (the
+    ``airstream/event_id`` metadata of the asset keys it maps to) before anything is recorded. So a
+    redelivery, a spool flushed days later, a REST sweep or a replay never records twice, also when
+    a tick dies between storing its asset events and its cursor.
+
+    Health (:mod:`airstream.dagster_consumer.health`): each tick logs the topic lag and running
+    totals; a tick that skips bad messages or events of unknown type, finds stored offsets the
+    broker no longer has records an observation on
+    ``[instance, "airstream_health"]``, and a heartbeat observation with the lag is recorded at
+    most every ``health_interval`` seconds. A gap also hands its time range (from the newest event
+    recorded on that partition before it to the first one after) to gap repair and makes a sweep due now.
 
     Args:
-        deduplication_window: how many recent event ids the cursor remembers, at least 1;
-            ``ValueError`` otherwise (deduplication cannot be turned off).
+        deduplication_window: replaced by ``deduplication_horizon`` (ids are kept by time now);
+            still checked (a whole number, at least 1) so old definitions keep building, otherwise unused.
+        deduplication_horizon: how long (event time) recorded ids are kept in the key-value store,
+            a positive ``timedelta`` or seconds, 30 days by default; ``ValueError`` otherwise
+            (deduplication cannot be turned off). Older events are checked in the event log.
+        health_interval: at most how often, in seconds, a heartbeat observation (lag, totals) is
+            recorded on the health asset; ``None`` or ``0``: on incidents only.
         rest_api: the instance's REST client; defaults to ``airflow_instance.rest`` when the
             instance has one. With no event source this makes the sensor poll REST every tick
             (fallback); with one, it runs gap-repair sweeps.
@@ -92,11 +115,14 @@ def build_airflow_event_sensor(
         gap_repair_interval: seconds between gap-repair sweeps when both sources exist; ``None``
             or ``0`` disables them. A due sweep waits for a tick that read the topic to its end
             (what is still on the topic is lag, not a gap); a sweep that hit its bound or failed
-            runs again on the next tick. The deduplication window must hold the events of
-            ``gap_repair_interval`` plus the REST source's ``overlap``, or a sweep records again
-            what the topic delivered before the window forgot it.
+            runs again on the next tick.
     """
     _check_deduplication_window(deduplication_window)
+    horizon = check_horizon(deduplication_horizon)
+    if health_interval is not None and not (isinstance(health_interval, (int, float)) and health_interval >= 0):
+        raise ValueError(f"health_interval must be seconds, 0 or more, or None (got {health_interval!r})")
+    heartbeat = float(health_interval or 0)
+    name = sensor_name(airflow_instance)
     event_source = _event_source_of(airflow_instance)
     rest = _rest_source_of(airflow_instance, rest_api, rest_source)
     if event_source is None and rest is None:
@@ -116,7 +142,7 @@ def build_airflow_event_sensor(
     )
 
     @sensor(
-        name=sensor_name(airflow_instance),
+        name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
         description=(
@@ -125,29 +151,95 @@ def build_airflow_event_sensor(
         ),
     )
     def airflow_event_sensor(context: SensorEvaluationContext) -> SensorResult:
-        cursor = SensorCursor.parse(context.cursor, window=deduplication_window)
+        now = _now()
+        cursor = SensorCursor.parse(context.cursor)
+        ids = RecordedIds(
+            context.instance,
+            name,
+            cursor.ids,
+            horizon=horizon,
+            now=datetime.fromtimestamp(now, timezone.utc),
+            legacy=cursor.legacy_seen,
+        )
+        lookup = _event_log_ids(context.instance)
+        lookup.new_batch()
+
+        def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
+            keys = {asset_event.asset_key for asset_event in translated}
+            held = ids.stored_by_dead_tick(event.event_id) & keys
+            if ids.degraded or ids.is_old(event_time(event)):
+                held |= lookup.keys_holding(event.event_id, keys)
+            return held
+
         asset_events: list[AssetEvent] = []
         outcomes: list[ConsumeOutcome] = []
+        errors: list[str] = []
+        lag: dict[str, int] | None = None
+        gap: GapRange | None = None
         topic_caught_up = True
         if event_source is not None:
-            outcome = consume(event_source, cursor.position, seen=cursor.seen, recorder=recorder)
+            outcome = consume(event_source, cursor.position, seen=ids, recorder=recorder, already_stored=already_stored)
             outcomes.append(outcome)
             cursor.position = outcome.position
             topic_caught_up = outcome.caught_up
             asset_events.extend(outcome.asset_events)
+            lag = outcome.lag()
             _log(context, outcome, outcome.summary())
-            if outcome.gaps and rest is not None and interval and cursor.rest is not None:
-                cursor.rest = {k: v for k, v in cursor.rest.items() if k != "swept_at"}  # a sweep is due now
-                context.log.error("airstream: offsets were lost; a gap-repair sweep is due now")
+            if outcome.gaps:
+                gap = gap_range(outcome.gaps, cursor.times, now=now)
+                errors.append(f"{outcome.source}: events lost to the topic: {gap.describe()}")
+                context.log.error(f"airstream: {gap.describe()}")
+                if rest is not None and interval:
+                    state = dict(cursor.rest or {})
+                    state["position"] = (
+                        rest.position_covering(state.get("position"), gap.since)
+                        if gap.since
+                        else (state.get("position"))
+                    )
+                    state.pop("swept_at", None)  # a sweep is due now
+                    cursor.rest = state
+                    context.log.error(
+                        f"airstream: a gap-repair sweep from {rest.describe()} is due now, "
+                        f"covering {gap.describe_times()}"
+                    )
+            for partition, newest in outcome.newest_at.items():
+                cursor.times[partition] = max(cursor.times.get(partition, 0), int(newest.timestamp()))
         if rest is not None:
             if event_source is None:  # fallback: every tick, failures fail the tick as Kafka's do
-                outcome = _rest_step(rest, cursor, recorder, now=_now())
+                outcome = _rest_step(rest, cursor, recorder, ids, already_stored, now=now)
                 outcomes.append(outcome)
                 asset_events.extend(outcome.asset_events)
                 _log(context, outcome, f"{outcome.read} read from REST; {outcome.summary()}")
             elif interval and topic_caught_up:  # a topic still being read is lag, not a gap
-                asset_events.extend(_gap_repair(context, rest, cursor, recorder, interval, outcomes))
-        health = health_observation(airflow_instance.name, outcomes)
+                asset_events.extend(
+                    _gap_repair(context, rest, cursor, recorder, interval, outcomes, ids, already_stored, errors)
+                )
+        cursor.ids = ids.commit()
+        for outcome in outcomes:
+            cursor.count(
+                recorded=outcome.recorded,
+                duplicates=outcome.duplicates,
+                skipped=outcome.late + outcome.foreign + outcome.superseded + len(outcome.unknown_types),
+                rejected=len(outcome.rejected),
+                dead_lettered=outcome.dead_lettered,
+                gaps=len(outcome.gaps),
+            )
+            errors.extend(f"{rejected.where}: {rejected.reason}" for rejected in outcome.rejected)
+        if errors:
+            cursor.error = _stamped(now, errors[-1])
+        context.log.info(tick_status_line(lag, cursor.totals, cursor.error))
+        health = health_observation(
+            airflow_instance.name,
+            outcomes,
+            cursor=cursor,
+            lag=lag,
+            gap=gap,
+            errors=errors,
+            now=now,
+            heartbeat=heartbeat,
+        )
+        if health is not None or cursor.health_at is None:
+            cursor.health_at = now  # the first tick starts the heartbeat's clock
         if health is not None:
             asset_events.append(health)
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
@@ -162,6 +254,9 @@ def _gap_repair(
     recorder: Recorder,
     interval: float,
     outcomes: list[ConsumeOutcome],
+    ids: RecordedIds,
+    already_stored: Any,
+    errors: list[str],
 ) -> list[AssetEvent]:
     """A sweep when one is due; a failed sweep is logged and retried next tick, the Kafka part
     of the tick stands."""
@@ -170,9 +265,10 @@ def _gap_repair(
     if isinstance(swept_at, (int, float)) and now - swept_at < interval:
         return []
     try:
-        outcome = _rest_step(rest, cursor, recorder, now=now)
+        outcome = _rest_step(rest, cursor, recorder, ids, already_stored, now=now)
     except EventSourceUnavailable as error:
         context.log.error(f"airstream: gap repair from {rest.describe()} failed, retried next tick: {error}")
+        cursor.error = _stamped(now, f"gap repair from {rest.describe()} failed: {error}")  # not an incident: retried
         return []
     outcomes.append(outcome)
     _log(
@@ -183,19 +279,47 @@ def _gap_repair(
     return outcome.asset_events
 
 
-def _rest_step(rest: RestEventSource, cursor: SensorCursor, recorder: Recorder, *, now: float) -> ConsumeOutcome:
+def _rest_step(
+    rest: RestEventSource,
+    cursor: SensorCursor,
+    recorder: Recorder,
+    ids: RecordedIds,
+    already_stored: Any,
+    *,
+    now: float,
+) -> ConsumeOutcome:
     state = cursor.rest or {}
-    outcome = consume(rest, state.get("position"), seen=cursor.seen, recorder=recorder)
+    outcome = consume(rest, state.get("position"), seen=ids, recorder=recorder, already_stored=already_stored)
     swept_at = round(now) if outcome.caught_up else state.get("swept_at")  # not caught up: due again
     cursor.rest = {"position": outcome.position, **({"swept_at": swept_at} if swept_at is not None else {})}
     return outcome
+
+
+# The event-log lookup of each Dagster instance this process evaluates sensors against, kept
+# between ticks (what it read once is not read again).
+_LOOKUPS: weakref.WeakKeyDictionary[Any, EventLogIds] = weakref.WeakKeyDictionary()
+
+
+def _event_log_ids(instance: Any) -> EventLogIds:
+    try:
+        lookup = _LOOKUPS.get(instance)
+        if lookup is None:
+            lookup = _LOOKUPS[instance] = EventLogIds(instance)
+        return lookup
+    except TypeError:  # not weak-referenceable: one per tick
+        return EventLogIds(instance)
+
+
+def _stamped(now: float, error: str) -> str:
+    return f"{datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')} {error}"
 
 
 def _check_deduplication_window(window: object) -> None:
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ValueError(
             f"deduplication_window must be a whole number of event ids, at least 1 (got {window!r}); "
-            f"deduplication cannot be turned off, the default is {DEFAULT_DEDUPLICATION_WINDOW:,}"
+            "deduplication cannot be turned off. It no longer sets anything: recorded ids are kept by time, "
+            f"see deduplication_horizon (default {DEFAULT_DEDUPLICATION_HORIZON.days} days)"
         )
 
 

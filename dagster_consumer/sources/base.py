@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from airstream.schemas import Event
@@ -38,6 +39,7 @@ class OffsetGap:
     stored_offset: int
     resumed_offset: int
     reason: str
+    first_event_at: datetime | None = None  # when the first event read after the gap happened
 
     def describe(self) -> str:
         return (
@@ -57,6 +59,10 @@ class EventBatch:
     ``inferred`` holds the ids of events the source deduced rather than read (the REST source's
     ``up_for_retry`` for a task's earlier tries): the consumer drops one when the same try's own
     terminal event is already recorded (a try a person cleared ended ``success`` or ``failed``).
+
+    Sources with partitions also give ``ends`` (partition → the offset after the last message on
+    the topic, for lag) and ``newest_at`` (partition → the newest event time read); ``dead_lettered``
+    counts the poison messages copied to a dead-letter topic.
     """
 
     events: list[Event]
@@ -66,6 +72,9 @@ class EventBatch:
     gaps: list[OffsetGap] = field(default_factory=list)
     caught_up: bool = True
     inferred: frozenset[str] = frozenset()
+    ends: dict[str, int] = field(default_factory=dict)
+    newest_at: dict[str, datetime] = field(default_factory=dict)
+    dead_lettered: int = 0
 
 
 class EventSource(ABC):

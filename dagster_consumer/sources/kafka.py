@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 from airstream.dagster_consumer.sources.base import (
@@ -139,6 +141,8 @@ class KafkaEventSource(EventSource):
         poison: list[tuple[Any, RejectedMessage]] = []
         unknown_types: list[RejectedMessage] = []
         gaps: list[OffsetGap] = []
+        newest_at: dict[str, datetime] = {}
+        first_after_gap: dict[int, datetime | None] = {}
         deadline = time.monotonic() + self.max_seconds_per_tick
         read = 0
         while read < self.max_events_per_tick and time.monotonic() < deadline:
@@ -148,6 +152,7 @@ class KafkaEventSource(EventSource):
                 for topic_partition, offset in dict(error.args[0] if error.args else {}).items():
                     gaps.append(self._resume_from_earliest(consumer, topic_partition, offset, "below the log start"))
                     offsets[topic_partition.partition] = gaps[-1].resumed_offset
+                    first_after_gap[topic_partition.partition] = None
                 continue
             for topic_partition, records in polled.items():
                 for record in records:
@@ -156,6 +161,11 @@ class KafkaEventSource(EventSource):
                     where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
                     try:
                         events.append(parse_event(record.value))
+                        when = _event_time(events[-1])
+                        key = str(topic_partition.partition)
+                        newest_at[key] = max(newest_at.get(key, when), when)
+                        if first_after_gap.get(topic_partition.partition, when) is None:
+                            first_after_gap[topic_partition.partition] = when
                     except UnknownEventType as error:  # a newer minor version: tolerated, counted
                         unknown_types.append(RejectedMessage(where=where, reason=str(error)))
                     except (InvalidEvent, ValueError, TypeError) as error:  # never let one message stall the sensor
@@ -166,17 +176,22 @@ class KafkaEventSource(EventSource):
                 for topic_partition, offset in beyond.items():
                     gaps.append(self._resume_from_earliest(consumer, topic_partition, offset, _BEYOND_THE_END))
                     offsets[topic_partition.partition] = gaps[-1].resumed_offset
+                    first_after_gap[topic_partition.partition] = None
                 if not beyond and self._caught_up(consumer, assigned):
                     break
         if poison and self.dead_letter_topic:
             self._dead_letter(poison)
+        ends = {str(tp.partition): int(end) for tp in assigned if (end := consumer.highwater(tp)) is not None}
         return EventBatch(
             events=events,
             position={str(partition): offset for partition, offset in sorted(offsets.items())},
             rejected=rejected,
             unknown_types=unknown_types,
-            gaps=gaps,
+            gaps=[replace(gap, first_event_at=first_after_gap.get(gap.partition)) for gap in gaps],
             caught_up=self._caught_up(consumer, assigned),
+            ends=ends,
+            newest_at=newest_at,
+            dead_lettered=len(poison) if self.dead_letter_topic else 0,
         )
 
     def _dead_letter(self, poison: list[tuple[Any, RejectedMessage]]) -> None:
@@ -234,3 +249,8 @@ class KafkaEventSource(EventSource):
             if highwater is None or consumer.position(topic_partition) < highwater:
                 return False
         return True
+
+
+def _event_time(event: Event) -> datetime:
+    when = event.end_date or event.start_date or event.emitted_at
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)

@@ -156,6 +156,24 @@ class RestEventSource(EventSource):
         except Exception as error:  # the client's errors say what to do; name the source too
             raise EventSourceUnavailable(f"reading {self.describe()} failed: {error}") from error
 
+    def position_covering(self, position: Position | None, since: datetime) -> Position:
+        """``position`` moved back so the next read covers runs that ended from ``since`` (less
+        ``overlap``) on: how a gap found on the topic is handed to a gap-repair sweep. A position
+        that already starts earlier is kept as it is.
+
+        Example::
+
+            position = rest.position_covering(position, last_event_before_the_gap)
+        """
+        start = _aware(since) - self.overlap
+        current = dict(position or {})
+        if not current.get("next") and self.initial_lookback is None:
+            return current  # the first read goes through everything the API keeps
+        if current.get("next") and _parse_time(current["next"]) <= start:
+            return current
+        mark = current.get("mark")
+        return {"mark": mark if mark else _format_time(start), "next": _format_time(start)}
+
     # --- one read -------------------------------------------------------------------------------
 
     def _start(self, position: Position | None) -> tuple[datetime | None, datetime | None]:

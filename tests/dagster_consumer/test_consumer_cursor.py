@@ -1,4 +1,4 @@
-"""Unit tests of dagster_consumer.cursor: the sensor cursor and its event-id window."""
+"""Unit tests of dagster_consumer.cursor: the sensor cursor and the in-memory SeenEvents set."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import uuid
 
 import pytest
 
-from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, InvalidCursor, SeenEvents, SensorCursor
+from airstream.dagster_consumer.cursor import (
+    DEFAULT_DEDUPLICATION_WINDOW,
+    MAX_ERROR_CHARS,
+    InvalidCursor,
+    SeenEvents,
+    SensorCursor,
+)
 
 
 def ids(n: int) -> list[str]:
@@ -69,14 +75,6 @@ def test_contains_looks_without_remembering() -> None:
     assert 42 not in seen
 
 
-def test_contains_after_a_round_trip() -> None:
-    seen = SeenEvents()
-    event_id = str(uuid.uuid4())
-    seen.add(event_id)
-    parsed = SensorCursor.parse(SensorCursor(position={}, seen=seen).serialize())
-    assert event_id in parsed.seen
-
-
 def test_default_window() -> None:
     assert SeenEvents().window == DEFAULT_DEDUPLICATION_WINDOW == 10_000
 
@@ -84,66 +82,62 @@ def test_default_window() -> None:
 # --- SensorCursor round trip --------------------------------------------------------------------
 
 
-def test_serialize_parse_round_trip_keeps_position_and_seen_ids() -> None:
-    seen = SeenEvents()
-    remembered = [*ids(5), "plain-string-id"]
-    for event_id in remembered:
-        seen.add(event_id)
-    position = {"0": 42, "1": 7}
-    raw = SensorCursor(position=position, seen=seen).serialize()
-    assert isinstance(raw, str)
-
-    parsed = SensorCursor.parse(raw)
-    assert parsed.position == position
-    assert len(parsed.seen) == len(remembered)
-    for event_id in remembered:
-        assert parsed.seen.add(event_id) is False
-    assert parsed.seen.add(str(uuid.uuid4())) is True
-
-
-def test_round_trip_keeps_eviction_order() -> None:
-    seen = SeenEvents(window=3)
-    a, b, c, d = ids(4)
-    for event_id in (a, b, c):
-        seen.add(event_id)
-    parsed = SensorCursor.parse(SensorCursor(position={}, seen=seen).serialize(), window=3)
-    parsed.seen.add(d)  # evicts a, the oldest
-    assert parsed.seen.add(b) is False
-    assert parsed.seen.add(a) is True
-
-
-def test_parse_with_smaller_window_keeps_the_newest() -> None:
-    seen = SeenEvents(window=10)
-    all_ids = ids(5)
-    for event_id in all_ids:
-        seen.add(event_id)
-    parsed = SensorCursor.parse(SensorCursor(position=None, seen=seen).serialize(), window=2)
-    assert len(parsed.seen) == 2
-    assert parsed.seen.add(all_ids[-1]) is False
-    assert parsed.seen.add(all_ids[-2]) is False
-    assert parsed.seen.add(all_ids[0]) is True
+def test_serialize_parse_round_trip_keeps_every_part() -> None:
+    cursor = SensorCursor(
+        position={"0": 42, "1": 7},
+        ids={"store": "abc", "g": 3, "segs": [[0, 3, 0, 490000, 12]]},
+        rest={"position": {"mark": "2026-11-01T00:00:00+00:00"}},
+        totals={"recorded": 5, "duplicates": 2},
+        times={"0": 1_790_000_000},
+        health_at=1_790_000_100.5,
+        error="2026-11-30T10:00:00Z something broke",
+    )
+    parsed = SensorCursor.parse(cursor.serialize())
+    assert parsed == cursor
 
 
 def test_position_none_round_trips() -> None:
-    raw = SensorCursor(position=None, seen=SeenEvents()).serialize()
+    raw = SensorCursor(position=None).serialize()
     assert SensorCursor.parse(raw).position is None
 
 
 @pytest.mark.parametrize("raw", [None, ""])
 def test_parse_empty_starts_from_the_beginning(raw: str | None) -> None:
     cursor = SensorCursor.parse(raw)
-    assert cursor.position is None
-    assert len(cursor.seen) == 0
+    assert cursor.position is None and cursor.ids is None and cursor.legacy_seen == []
 
 
-def test_parse_empty_uses_the_given_window() -> None:
-    assert SensorCursor.parse(None, window=5).seen.window == 5
+def test_empty_parts_are_left_out() -> None:
+    assert SensorCursor(position={"0": 3}).serialize() == '{"position":{"0":3}}'
 
 
-def test_parse_without_seen_field_has_empty_window() -> None:
-    cursor = SensorCursor.parse('{"position": {"0": 3}}')
-    assert cursor.position == {"0": 3}
-    assert len(cursor.seen) == 0
+def test_count_adds_to_the_totals_and_skips_zeros() -> None:
+    cursor = SensorCursor(position=None)
+    cursor.count(recorded=3, duplicates=0)
+    cursor.count(recorded=2, skipped=1)
+    assert cursor.totals == {"recorded": 5, "skipped": 1}
+
+
+def test_a_long_error_is_shortened() -> None:
+    raw = SensorCursor(position=None, error="x" * 10_000).serialize()
+    assert len(SensorCursor.parse(raw).error) == MAX_ERROR_CHARS
+
+
+# --- the earlier form: a window of ids in the cursor ---------------------------------------------
+
+
+def test_an_earlier_cursor_gives_its_ids_back_for_migration() -> None:
+    seen = SeenEvents()
+    remembered = [*ids(5), "plain-string-id"]
+    for event_id in remembered:
+        seen.add(event_id)
+    old = json.dumps({"position": {"0": 42}, "seen": seen.encode()})
+
+    parsed = SensorCursor.parse(old)
+
+    assert parsed.position == {"0": 42}
+    assert parsed.legacy_seen == list(seen._order)
+    assert "seen" not in json.loads(parsed.serialize()), "the window is never written back"
 
 
 # --- unreadable cursors -------------------------------------------------------------------------
@@ -159,6 +153,9 @@ def test_parse_without_seen_field_has_empty_window() -> None:
         pytest.param("[]", id="json-array"),
         pytest.param("null", id="json-null"),
         pytest.param('{"position": {}, "seen": 5}', id="seen-not-string"),
+        pytest.param('{"position": {}, "ids": [1]}', id="ids-not-object"),
+        pytest.param('{"position": {}, "totals": {"recorded": "many"}}', id="totals-not-numbers"),
+        pytest.param('{"position": {}, "health_at": "soon"}', id="health-at-not-a-number"),
     ],
 )
 def test_garbage_cursor_raises_invalid_cursor_mentioning_reset(raw: str) -> None:
@@ -169,8 +166,7 @@ def test_garbage_cursor_raises_invalid_cursor_mentioning_reset(raw: str) -> None
 
 
 def test_seen_whose_length_is_not_whole_ids_is_rejected() -> None:
-    # 3 bytes is not a whole 8-byte digest: accepting it misaligns every id after it once the
-    # window is serialized again.
+    # 3 bytes is not a whole 8-byte digest: accepting it would misalign every id after it.
     raw = json.dumps({"position": {}, "seen": base64.b64encode(b"\x00\x01\x02").decode()})
     with pytest.raises(InvalidCursor):
         SensorCursor.parse(raw)
@@ -178,18 +174,3 @@ def test_seen_whose_length_is_not_whole_ids_is_rejected() -> None:
 
 def test_invalid_cursor_is_a_value_error() -> None:
     assert issubclass(InvalidCursor, ValueError)
-
-
-# --- size ---------------------------------------------------------------------------------------
-
-
-def test_full_default_window_serializes_to_under_150_kb() -> None:
-    seen = SeenEvents()
-    for event_id in ids(DEFAULT_DEDUPLICATION_WINDOW):
-        assert seen.add(event_id)
-    assert len(seen) == DEFAULT_DEDUPLICATION_WINDOW
-    raw = SensorCursor(position={str(p): 10**9 for p in range(12)}, seen=seen).serialize()
-    assert len(raw.encode()) < 150_000
-
-    parsed = SensorCursor.parse(raw)
-    assert len(parsed.seen) == DEFAULT_DEDUPLICATION_WINDOW

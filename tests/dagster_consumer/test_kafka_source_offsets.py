@@ -81,7 +81,16 @@ def _event(offset: int) -> bytes:
 def test_an_offset_below_the_log_start_resumes_from_the_earliest_and_reports_the_gap() -> None:
     log = RetainedLog(log_start=25, end=30)
     batch = KafkaEventSource("broker:9092", TOPIC)._read(log, {0: 10})
-    assert batch.gaps == [OffsetGap(partition=0, stored_offset=10, resumed_offset=25, reason="below the log start")]
+    first_after = batch.events[0].emitted_at
+    assert batch.gaps == [
+        OffsetGap(
+            partition=0,
+            stored_offset=10,
+            resumed_offset=25,
+            reason="below the log start",
+            first_event_at=first_after,
+        )
+    ], "the gap names the time of the first event after it, for the REST gap repair"
     assert [event.run_id for event in batch.events] == [f"run_{offset}" for offset in range(25, 30)]
     assert batch.position == {"0": 30}
     assert batch.caught_up
