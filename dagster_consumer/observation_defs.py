@@ -5,8 +5,9 @@ Both entry points end here: :func:`~airstream.dagster_consumer.build_defs_from_a
 (:mod:`airstream.dagster_consumer.peering`), so the two build the same definitions.
 
 Everything airstream adds for an instance is in the group named after it (``group_name=name``),
-and so are the mapped assets that name no group of their own: one Airflow's assets are found
-together in the catalog and the lineage graph.
+and so are the mapped ``AssetSpec``s that name no group of their own (an ``@asset`` always has
+one, ``"default"`` unless given, and keeps it): one Airflow's assets are found together in the
+catalog and the lineage graph.
 """
 
 from __future__ import annotations

@@ -31,7 +31,10 @@ from airstream.dagster_consumer import (
     dag_asset_key,
 )
 from airstream.dagster_consumer.mappings import DAG_MAPPING_METADATA_KEY, TASK_MAPPING_METADATA_KEY
+from airstream.dagster_consumer.observation_defs import build_observation_defs
+from airstream.dagster_consumer.peering.snapshot import fetch_peering_snapshot
 from airstream.schemas import validate_instance_name
+from devstack.fake_peering_api import FakeAirflowApi
 
 
 def unreachable_source() -> KafkaEventSource:
@@ -510,3 +513,24 @@ def test_kafka_source_splits_servers_and_describes_itself() -> None:
     source = KafkaEventSource(bootstrap_servers=" a:1 , b:2,", topic="airflow.events")
     assert source.bootstrap_servers == ["a:1", "b:2"]
     assert source.describe() == "kafka://a:1,b:2/airflow.events"
+
+
+def test_peered_dags_feeding_each_other_through_an_airflow_asset_are_linked_in_one_group() -> None:
+    mapped = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [warehouse_table]}))
+    snapshot = fetch_peering_snapshot(FakeAirflowApi(), instance_name="prod", task_dag_ids=["etl"])
+    defs = build_observation_defs(
+        airflow_instance=AirflowInstance(name="prod", event_source=unreachable_source()), defs=mapped, snapshot=snapshot
+    )
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+
+    def upstream(key: AssetKey) -> set[AssetKey]:
+        return {dep.asset_key for dep in specs[key].deps}
+
+    orders = AssetKey(["s3", "warehouse", "orders_parquet"])
+    # load's asset → the Airflow asset load produces → the DAG it triggers; etl's DAG asset after load's asset
+    assert upstream(orders) == {AssetKey("warehouse_table")}
+    assert upstream(AssetKey(["prod", "dag", "reports"])) == {orders}
+    assert upstream(AssetKey(["prod", "dag", "etl"])) == {AssetKey("warehouse_table")}
+    # every spec airstream adds is in the instance's group; an @asset keeps its own ("default")
+    assert {spec.group_name for key, spec in specs.items() if key != AssetKey("warehouse_table")} == {"prod"}
+    Definitions.validate_loadable(defs)
