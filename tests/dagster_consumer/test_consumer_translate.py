@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 from dagster import (
@@ -714,3 +717,37 @@ def test_the_oldest_runs_are_forgotten_past_max_runs() -> None:
     assert states.summary(dag_run_event(run_id="r3")).counts == {"success": 1}
     with pytest.raises(ValueError, match="max_runs must be at least 1"):
         RunTaskStates(max_runs=0)
+
+
+# --- links against the routes of the Airflow 3 UI installed beside the tests ---------------------
+
+
+def airflow_3_ui_routes() -> set[str]:
+    """The ``dags/...`` routes of the installed Airflow's React UI, read from its bundle."""
+    spec = importlib.util.find_spec("airflow")
+    assert spec is not None and spec.origin, "the dev environment holds Airflow 3 (airstream[dev])"
+    bundle = Path(spec.origin).parent / "ui" / "dist" / "assets"
+    routes = {
+        route
+        for js in bundle.glob("*.js")
+        for route in re.findall(r"path:`(dags/[^`]*)`", js.read_text("utf-8", "replace"))
+    }
+    assert routes, f"no routes found in {bundle}"
+    return routes
+
+
+def opens_a_page(url: str, routes: set[str]) -> bool:
+    path = urlsplit(url).path.lstrip("/")
+    return any(re.fullmatch(re.sub(r":\w+", "[^/]+", route), path) for route in routes)
+
+
+def test_links_open_pages_the_airflow_3_ui_has() -> None:
+    routes = airflow_3_ui_routes()
+    for event in (
+        task_event(run_id="manual__2025-01-02T00:00:00+00:00"),
+        task_event(map_index=4, task_id="group.load"),
+        dag_run_event(run_id="scheduled__2025-01-02T00:00:00+00:00"),
+        asset_event(),
+    ):
+        url = airflow_ui_url("http://af:8080", event)
+        assert opens_a_page(url, routes), f"{url} matches no route of the Airflow 3 UI"
