@@ -84,7 +84,9 @@ class SensorCursor:
     gap-repair sweep that caught up}``; ``totals``: running counts (recorded, duplicates, skipped,
     dead-lettered, rejected, gaps); ``times``: per partition, the newest event time recorded (unix
     seconds), the start of a gap's time range; ``health_at``: when the last health observation was
-    recorded; ``error``: the last error, shortened. Stored as compact JSON, empty parts left out.
+    recorded; ``error``: the last error, shortened; ``replayed``: how many entries of ``airstream
+    replay``'s inbox the sensor took, and how many of those it gave the space back of
+    (:mod:`airstream.dagster_consumer.replayed_ids`). Stored as compact JSON, empty parts left out.
 
     A cursor of the earlier form (``seen``, a window of the last event ids) is read as it is: its
     ids come back in ``legacy_seen`` and go into the key-value store on the next tick.
@@ -97,6 +99,7 @@ class SensorCursor:
     times: dict[str, int] = field(default_factory=dict)
     health_at: float | None = None
     error: str = ""
+    replayed: list[int] = field(default_factory=lambda: [0, 0])
     legacy_seen: list[bytes] = field(default_factory=list)
 
     @classmethod
@@ -119,6 +122,9 @@ class SensorCursor:
             if health_at is not None and not isinstance(health_at, (int, float)):
                 raise ValueError(f"health_at must be a number, got {health_at!r}")
             error = str(document.get("error", ""))
+            replayed = [int(n) for n in document.get("replayed", [0, 0])]
+            if len(replayed) != 2:
+                raise ValueError(f"replayed must be two numbers, got {replayed!r}")
         except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as error_:
             raise InvalidCursor(
                 f"the airstream sensor cursor is unreadable ({error_}); to start over, reset the sensor's "
@@ -133,6 +139,7 @@ class SensorCursor:
             times=times,
             health_at=health_at,
             error=error,
+            replayed=replayed,
             legacy_seen=list(legacy),
         )
 
@@ -157,6 +164,8 @@ class SensorCursor:
             document["health_at"] = self.health_at
         if self.error:
             document["error"] = self.error[:MAX_ERROR_CHARS]
+        if self.replayed != [0, 0]:
+            document["replayed"] = self.replayed
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 

@@ -172,6 +172,17 @@ class RecordedIds:
         found = self._resolved.get(digest(event_id))
         return set(found[1]) if found else set()
 
+    def take_recorded(self, ids: Mapping[int, int]) -> int:
+        """Count ``ids`` (digest → event hour, recorded by someone else: ``airstream replay``) as
+        recorded; those older than the horizon are left to the event log. Returns how many were new."""
+        keep_from = hour_of(self.now - self.horizon - GRACE)
+        added = 0
+        for value, hour in ids.items():
+            if hour >= keep_from and value not in self._pending and not any(value in s for _, s in self._segments):
+                self._pending[value] = hour
+                added += 1
+        return added
+
     @property
     def new_ids(self) -> int:
         """How many ids :meth:`commit` will write."""
@@ -267,6 +278,17 @@ class RecordedIds:
             value = digest(event_id)
             if value in in_doubt:
                 self._resolved[value] = (in_doubt[value], keys)
+
+
+def encode_ids(ids: Mapping[int, int]) -> str:
+    """``{digest: hour}`` as text for the key-value store (what :func:`decode_ids` reads)."""
+    return _encode(-1, 0, ids)
+
+
+def decode_ids(value: str) -> dict[int, int]:
+    """The ``{digest: hour}`` of :func:`encode_ids`' text; empty for a blank or unreadable value."""
+    decoded = _decode(value)
+    return decoded[2] if decoded else {}
 
 
 def _lowest_free(taken: set[int]) -> int:

@@ -12,9 +12,13 @@ continues where it stopped; ``--restart`` starts over::
     airstream replay --instance prod --bootstrap-servers broker:9092 --topic airflow.events \\
         --since 2026-11-01T00:00:00Z --until 2026-11-08 --dag etl --dag reports
 
-Within one state file an event id is recorded once, whatever is replayed again. The replay's
-ids are its own: the live sensor's deduplication window (its last N events) does not see them,
-nor they the sensor's.
+An event is recorded once, whatever is replayed again and whoever recorded it first: an event
+not in the state file's ids is looked up in Dagster's event log (the ``airstream/event_id``
+metadata of the asset keys it maps to) before it is recorded, so a second replay (another state
+file, ``--restart``) or a replay over what the sensor recorded adds nothing. The replay then hands
+the ids of each stored batch to the sensor of the same instance
+(:mod:`airstream.dagster_consumer.replayed_ids`), so the sensor does not record them again
+either. Run one replay at a time per Airflow instance.
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from airstream.dagster_consumer import replayed_ids
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import SeenEvents
+from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.recorded_ids import digest, hour_of
 from airstream.dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, Position
 from airstream.dagster_consumer.sources.kafka import KafkaEventSource
+from airstream.dagster_consumer.translate import AssetEvent
 from airstream.schemas import Event
 
 STATE_VERSION = 1
@@ -157,6 +165,23 @@ class ReplayState:
             os.close(folder)
 
 
+class _Handed:
+    """The state's ids, noting each id added (with its event hour) to hand it to the sensor."""
+
+    def __init__(self, seen: SeenEvents) -> None:
+        self.seen = seen
+        self.added: dict[int, int] = {}
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self.seen
+
+    def add(self, event_id: str, when: datetime | None = None) -> bool:
+        if not self.seen.add(event_id):
+            return False
+        self.added[digest(event_id)] = hour_of(when or datetime.now(timezone.utc))
+        return True
+
+
 class _SelectedSource(EventSource):
     """The topic as the replay sees it: events outside the selection are dropped (and counted)
     before the consume step, which does everything else as it does for the sensor."""
@@ -265,6 +290,11 @@ def replay(
     summary = ReplaySummary()
     progress = _Progress(total, out or sys.stdout)
     selected = _SelectedSource(source, selection)
+    lookup = EventLogIds(dagster_instance)
+
+    def already_stored(event: Event, translated: list[AssetEvent]) -> set[Any]:
+        return lookup.keys_holding(event.event_id, {asset_event.asset_key for asset_event in translated})
+
     try:
         while not _reached(state.position, ends) and not stop_requested():
             if max_events is not None:
@@ -272,9 +302,12 @@ def replay(
                     summary.interrupted = True
                     break
                 source.max_events_per_tick = max(1, min(batch_size, max_events - summary.read))
-            outcome = consume(selected, state.position, seen=state.seen, recorder=recorder)
+            handed = _Handed(state.seen)
+            outcome = consume(selected, state.position, seen=handed, recorder=recorder, already_stored=already_stored)
             for asset_event in outcome.asset_events:
                 dagster_instance.report_runless_asset_event(asset_event)
+            lookup.new_batch()
+            replayed_ids.publish(dagster_instance, recorder.instance_name, handed.added)
             state.position = outcome.position
             _count(summary, outcome, selected.not_selected)
             _add_counts(state.counts, outcome, selected.not_selected)

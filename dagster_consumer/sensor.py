@@ -26,6 +26,7 @@ from dagster import (
     sensor,
 )
 
+from airstream.dagster_consumer import replayed_ids
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume, event_time
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
@@ -163,6 +164,14 @@ def build_airflow_event_sensor(
         )
         lookup = _event_log_ids(context.instance)
         lookup.new_batch()
+        taken, cleaned = cursor.replayed
+        if cleaned < taken:  # taken by a committed tick: give their space back
+            replayed_ids.blank(context.instance, airflow_instance.name, cleaned, taken)
+        replayed_count, replayed = replayed_ids.take(context.instance, airflow_instance.name, taken)
+        if replayed_count > taken:
+            new = ids.take_recorded(replayed)
+            context.log.info(f"airstream: took {new} new id(s) of events `airstream replay` recorded")
+        cursor.replayed = [replayed_count, taken]
 
         def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
             keys = {asset_event.asset_key for asset_event in translated}

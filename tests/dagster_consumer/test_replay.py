@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from airstream.dagster_consumer.cli import main
+from airstream.dagster_consumer.cli import load_user_definitions, main
 from airstream.dagster_consumer.replay import ReplayError, ReplayState, parse_time
 from airstream.dagster_consumer.translate import EVENT_ID_METADATA_KEY
 from airstream.schemas import DagRunEvent, Event, EventType, TaskInstanceEvent, message_key
 from devstack.broker import Broker, publish
+from devstack.dagster import tick_and_store
 from devstack.processes import free_port
 
 INSTANCE = "prod"
@@ -92,8 +93,14 @@ def _run(number: int, dag_id: str = "etl", instance: str = INSTANCE) -> list[Eve
     ]
 
 
+def _run_outcomes(events: Sequence[Event]) -> list[str]:
+    """The ids of the DAG-run outcomes among ``events``: what the DAG assets' history ("runs",
+    the default) records, one record each."""
+    return sorted(e.event_id for e in events if isinstance(e, DagRunEvent) and e.end_date is not None)
+
+
 def _recorded_ids(home: Path, dag_ids: Sequence[str] = ("etl",)) -> list[str]:
-    """The event ids recorded on the DAG assets (one record per event), repeats included."""
+    """The event ids recorded on the DAG assets (one record per finished DAG run), repeats included."""
     ids: list[str] = []
     with DagsterInstance.from_config(str(home)) as instance:
         for dag_id in dag_ids:
@@ -135,15 +142,17 @@ def test_a_replay_records_every_event_once_and_a_second_replay_nothing(
     assert "34 read, 30 recorded" in out and "0 duplicates, 3 skipped, 1 poison" in out, out
     assert "airstream replay: 34/34 read (100%)" in out  # not a terminal: plain progress lines
     ids = _recorded_ids(dagster_home)
-    assert sorted(ids) == sorted(event.event_id for event in history), "sent 30, each recorded once"
+    assert sorted(ids) == _run_outcomes(history), "10 runs, each recorded once"
     assert _warehouse_runs(dagster_home) == sorted(f"run_{n}" for n in range(1, 11))  # the definitions' mapping
 
     assert _replay("-f", str(definitions)) == 0  # finished: nothing to read, nothing recorded
     assert "0 recorded" in capsys.readouterr().out
     assert _replay("-f", str(definitions), "--restart", "--state-file", str(dagster_home / "other.json")) == 0
-    second = _recorded_ids(dagster_home)
-    # a separate state is a separate replay: it records again; the same state never does
-    assert len(second) == 60
+    out = capsys.readouterr().out
+    assert "34 read, 10 recorded (0 asset events), 20 duplicates" in out, out  # the 10 are running: no record
+    # a whole second replay (its own state) leaves Dagster exactly as one replay did
+    assert sorted(_recorded_ids(dagster_home)) == sorted(ids)
+    assert _warehouse_runs(dagster_home) == sorted(f"run_{n}" for n in range(1, 11))
 
     state = ReplayState.load(dagster_home / "airstream-replay" / f"{INSTANCE}-{definitions_topic(definitions)}.json")
     assert state is not None and state.finished and len(state.seen) == 30
@@ -162,9 +171,9 @@ def test_a_replay_of_the_same_state_after_new_events_records_only_the_new(
     assert _replay(*options) == 0
     _publish(broker, topic, [*_run(11), *history[:6]])  # new events and redelivered ones
     assert _replay(*options) == 0
-    assert "9 read, 3 recorded (3 asset events), 6 duplicates" in capsys.readouterr().out
+    assert "9 read, 3 recorded (2 asset events), 6 duplicates" in capsys.readouterr().out
     ids = _recorded_ids(dagster_home)
-    assert len(ids) == len(set(ids)) == 33
+    assert len(ids) == len(set(ids)) == 11
 
 
 @pytest.mark.integration
@@ -180,13 +189,11 @@ def test_an_interrupted_replay_resumes_and_totals_one_full_replay(
     out = capsys.readouterr().out
     assert "7 read" in out and "run the same command again to continue" in out, out
     partial = _recorded_ids(dagster_home)
-    assert 0 < len(partial) < 30
+    assert 0 < len(partial) < 10
     assert _replay("-f", str(definitions), "--max-events", "11") == 0
     assert _replay("-f", str(definitions)) == 0
     ids = _recorded_ids(dagster_home)
-    assert sorted(ids) == sorted(event.event_id for event in history), (
-        f"sent 30, recorded {len(ids)}, distinct {len(set(ids))}"
-    )
+    assert sorted(ids) == _run_outcomes(history), f"10 runs, recorded {len(ids)}, distinct {len(set(ids))}"
     assert _warehouse_runs(dagster_home) == sorted(f"run_{n}" for n in range(1, 11))
 
 
@@ -203,13 +210,13 @@ def test_dag_and_time_window_select(
     ids = _recorded_ids(dagster_home, ["etl", "other"])
     # days 3, 4 and 5: the success events by their end date; the running events by when they were emitted (now)
     expected = {e.event_id for e in other if e.end_date and 3 <= e.end_date.day <= 5}
-    assert sorted(ids) == sorted(expected)
+    assert sorted(ids) == _run_outcomes([e for e in other if e.event_id in expected])
 
     # a different selection with the same state file is refused, not mixed
     assert _replay(*options, "--dag", "etl") == 2
     assert "--restart" in capsys.readouterr().err
     assert _replay(*options, "--dag", "etl", "--dag", "other", "--restart", "--until", "2026-11-02T00:00:00+00:00") == 0
-    assert len(_recorded_ids(dagster_home, ["etl", "other"])) == len(expected) + 4  # day 1 of both DAGs
+    assert len(_recorded_ids(dagster_home, ["etl", "other"])) == 3 + 2  # and the runs of day 1 of both DAGs
 
 
 @pytest.mark.integration
@@ -241,7 +248,7 @@ def test_the_command_runs_as_a_subprocess(broker: Broker, topic: str, dagster_ho
     assert result.returncode == 0, result.stderr
     assert "34 read, 30 recorded" in result.stdout
     assert "airstream replay: 34/34 read (100%)" in result.stdout
-    assert len(_recorded_ids(dagster_home)) == 30
+    assert len(_recorded_ids(dagster_home)) == 10
 
 
 @pytest.mark.integration
@@ -310,3 +317,22 @@ def test_a_terminal_gets_a_bar_redrawn_in_place() -> None:
     assert out.getvalue().startswith("\r[" + "#" * 15 + "-" * 15 + "]  50% 5/10 read, 4 recorded")
     assert "\r[" + "#" * 30 + "] 100% 10/10 read, 9 recorded" in out.getvalue()
     assert out.getvalue().endswith("\n") and out.getvalue().count("\n") == 1
+
+
+@pytest.mark.integration
+def test_the_sensor_after_a_replay_and_a_replay_after_the_sensor_record_nothing_twice(
+    dagster_home: Path, definitions: Path, history: list[Event], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _replay("-f", str(definitions)) == 0
+    recorded = sorted(_recorded_ids(dagster_home))
+    sensor = load_user_definitions(None, str(definitions)).defs.resolve_sensor_def("prod__airflow_event_sensor")
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        cursor, _ = tick_and_store(sensor, instance, None)  # the sensor reads the whole topic the replay read
+        cursor, _ = tick_and_store(sensor, instance, cursor)
+    assert sorted(_recorded_ids(dagster_home)) == recorded, "the sensor took the replay's ids"
+    assert _warehouse_runs(dagster_home) == sorted(f"run_{n}" for n in range(1, 11))
+
+    assert _replay("-f", str(definitions), "--restart") == 0  # and a replay over what both recorded
+    assert "0 asset events" in capsys.readouterr().out
+    assert sorted(_recorded_ids(dagster_home)) == recorded
+    assert _warehouse_runs(dagster_home) == sorted(f"run_{n}" for n in range(1, 11))
