@@ -76,9 +76,9 @@ def explain_connection_failure(config: ListenerConfig, errors: list[BaseExceptio
             f"{where}: the TLS handshake failed ({last}); does the broker listen with TLS on that port? "
             f"check [{SECTION}] security_protocol and bootstrap_servers"
         )
-    if any(word in text for word in ("REFUSED", "UNREACHABLE", "NAME OR SERVICE", "NODENAME")):
-        return f"{where} cannot be reached ({last}); check [{SECTION}] bootstrap_servers and the network"
-    if any(_is_sasl_error(error) for error in errors) or (reasons and config.security_protocol.startswith("SASL_")):
+    unreachable = any(word in text for word in _UNREACHABLE)
+    sasl = reasons and config.security_protocol.startswith("SASL_") and not unreachable
+    if sasl or any(_is_sasl_error(error) for error in errors):
         return (
             f"{where}: the broker did not accept the SASL login of user {config.sasl_username!r} with "
             f"sasl_mechanism={config.sasl_mechanism} ({last}); check [{SECTION}] sasl_username, sasl_password "
@@ -89,6 +89,9 @@ def explain_connection_failure(config: ListenerConfig, errors: list[BaseExceptio
     return f"{where} did not answer in time; check [{SECTION}] bootstrap_servers, the network and security_protocol"
 
 
+_UNREACHABLE = ("CONNECTION REFUSED", "ECONNREFUSED", "ERRNO 111", "UNREACHABLE", "NAME OR SERVICE", "NODENAME")
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, KeyError):  # kafka-python's SCRAM client finds no server proof in a refusal
         return "the broker ended the SCRAM exchange without proof: wrong user or password"
@@ -97,7 +100,7 @@ def _describe(error: BaseException) -> str:
 
 def _is_sasl_error(error: BaseException) -> bool:
     name = type(error).__name__
-    return "Sasl" in name or "Authentication" in name
+    return "Sasl" in name or "Authentication" in name or isinstance(error, KeyError)
 
 
 def _redact(text: str, config: ListenerConfig) -> str:

@@ -76,7 +76,11 @@ def explain(servers: Sequence[str], options: Mapping[str, Any], found: Sequence[
             f"cannot connect to {where}: the TLS handshake failed ({last}). Does the broker speak TLS on that "
             'port? Check client_options["security_protocol"] and bootstrap_servers.'
         )
-    if reasons and protocol.startswith("SASL_") and not any(w in text for w in ("REFUSED", "UNREACHABLE")):
+    if (
+        reasons
+        and protocol.startswith("SASL_")
+        and not any(w in text for w in ("CONNECTION REFUSED", "ERRNO 111", "UNREACHABLE"))
+    ):
         return (
             f"cannot connect to {where}: the broker did not accept the SASL login of user "
             f"{options.get('sasl_plain_username')!r} with sasl_mechanism={options.get('sasl_mechanism')} ({last}). "

@@ -1,12 +1,16 @@
-"""ListenerConfig: defaults, conversion of the raw option strings, and clear errors."""
+"""ListenerConfig: defaults, conversion of the raw option strings, and clear errors (also when the
+broker refuses the connection: which setting to fix)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from airstream.airflow_listener.broker_errors import collect_connection_failures, explain_connection_failure
 from airstream.airflow_listener.config import ListenerConfig, ListenerConfigError
 
 HOME = Path("/opt/airflow-home")
@@ -182,3 +186,53 @@ def test_bad_max_spool_events_is_refused_naming_the_option(raw: str, words: list
     assert "[airstream] max_spool_events=" in str(info.value)
     for word in words:
         assert word in str(info.value)
+
+
+# --- naming the setting to fix when the broker refuses the connection (broker_errors) --------------
+
+
+def _secured(**options: Any) -> ListenerConfig:
+    base: dict[str, Any] = {"spool_dir": Path("/tmp/spool"), "bootstrap_servers": "broker-1:9093"}
+    return ListenerConfig(**(base | options))
+
+
+def test_an_untrusted_certificate_names_ssl_cafile() -> None:
+    config = _secured(security_protocol="SSL", ssl_cafile="/etc/kafka-ca.pem")
+    error = OSError("Handshake failed: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    text = explain_connection_failure(config, [error])
+    assert "Kafka at broker-1:9093" in text and "[airstream] ssl_cafile" in text and "/etc/kafka-ca.pem" in text
+
+
+def test_a_refused_login_names_the_sasl_settings_and_never_the_password() -> None:
+    config = _secured(
+        security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512", sasl_username="airflow", sasl_password="hunter2"
+    )
+    text = explain_connection_failure(config, [KeyError("v"), RuntimeError("login hunter2 refused")])
+    assert "broker-1:9093" in text and "sasl_username, sasl_password and sasl_mechanism" in text
+    assert "'airflow'" in text and "hunter2" not in text
+
+
+def test_a_closed_port_names_bootstrap_servers_even_with_sasl() -> None:
+    config = _secured(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN", sasl_username="a", sasl_password="b")
+    text = explain_connection_failure(config, [ConnectionError("[Errno 111] Connection refused")])
+    assert "cannot be reached" in text and "[airstream] bootstrap_servers" in text and "sasl" not in text
+
+
+def test_no_reason_at_all_still_names_what_to_check() -> None:
+    text = explain_connection_failure(_secured(), [])
+    assert "broker-1:9093" in text and "bootstrap_servers" in text and "security_protocol" in text
+
+
+def test_connection_failures_are_collected_without_reaching_quieted_logs(caplog: pytest.LogCaptureFixture) -> None:
+    kafka_logger, manager = logging.getLogger("kafka"), logging.getLogger("kafka.net.manager")
+    saved = kafka_logger.level
+    kafka_logger.setLevel(logging.CRITICAL)  # as quiet_kafka_client_logs leaves it
+    try:
+        with caplog.at_level(logging.DEBUG, logger="airstream"), collect_connection_failures() as found:
+            problem = ConnectionError("refused")
+            manager.warning("Bootstrap connection to %s failed: %s (backoff %.2f secs)", "bootstrap-0", problem, 0.1)
+        assert found == [problem]
+        assert "refused" not in caplog.text, "a quieted kafka logger must stay quiet"
+        assert manager.level == logging.NOTSET and manager.propagate, "the logger's settings are restored"
+    finally:
+        kafka_logger.setLevel(saved)
