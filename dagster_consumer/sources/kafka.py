@@ -26,6 +26,7 @@ from airstream.dagster_consumer.sources.base import (
     Position,
     RejectedMessage,
 )
+from airstream.dagster_consumer.sources.kafka_errors import connection_failures, explain
 from airstream.schemas import Event, InvalidEvent, UnknownEventType, parse_event
 
 _BEYOND_THE_END = "beyond the end of the partition: was the topic deleted and created again?"
@@ -105,21 +106,20 @@ class KafkaEventSource(EventSource):
     def _connect(self) -> Any:
         from kafka import KafkaConsumer
 
+        found: list[BaseException] = []
         try:
-            return KafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
-                group_id=None,
-                enable_auto_commit=False,
-                client_id="airstream-dagster-consumer",
-                auto_offset_reset="none",  # an offset out of range raises: never a silent jump
-                bootstrap_timeout_ms=int(self.connect_timeout_seconds * 1000),
-                **self.client_options,
-            )
+            with connection_failures() as found:
+                return KafkaConsumer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    group_id=None,
+                    enable_auto_commit=False,
+                    client_id="airstream-dagster-consumer",
+                    auto_offset_reset="none",  # an offset out of range raises: never a silent jump
+                    bootstrap_timeout_ms=int(self.connect_timeout_seconds * 1000),
+                    **self.client_options,
+                )
         except Exception as error:
-            raise EventSourceUnavailable(
-                f"cannot connect to Kafka at {','.join(self.bootstrap_servers)}: {error}. Check the "
-                "bootstrap servers, the network, and the security options (client_options)."
-            ) from error
+            raise EventSourceUnavailable(explain(self.bootstrap_servers, self.client_options, found)) from error
 
     def _read(self, consumer: Any, offsets: dict[int, int]) -> EventBatch:
         from kafka import TopicPartition
