@@ -592,7 +592,7 @@ def one_run_of_a_three_task_dag(mappings: AssetMappings, *, failing: str | None 
     return [asset_event for event in events for asset_event in translate(event, mappings=mappings)]
 
 
-def on(key: AssetKey, recorded: list[Any], kind: type = object) -> list[Any]:
+def on(key: AssetKey, recorded: list[Any], kind: type | tuple[type, ...] = object) -> list[Any]:
     return [e for e in recorded if e.asset_key == key and isinstance(e, kind)]
 
 
