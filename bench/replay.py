@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.replay --events 100000
 
-Starts a broker (as the tests do), publishes N task-success events of distinct runs, then
-times ``airstream replay`` into a fresh SQLite Dagster instance (no mappings: one asset event
-per Airflow event), and, into another fresh SQLite instance, N bare writes of the same
-translated asset events. The gap between the two is what the replay adds to Dagster's storage.
+Starts a broker (as the tests do), publishes N task-success events of distinct runs of 50 DAGs,
+then times ``airstream replay`` into a fresh SQLite Dagster instance with definitions that map
+each DAG's ``load`` task to an asset (a materialization and an ``airflow_task_succeeded`` check
+evaluation per event), and, into another fresh SQLite instance, bare ``report_runless_asset_event``
+writes of the same translated asset events. The gap between the two is what the replay adds to
+Dagster's storage (reading the topic, translating, looking ids up in the event log, its state).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dagster import DagsterInstance
 from kafka import KafkaProducer
 
 from airstream.dagster_consumer.cli import main as airstream_main
-from airstream.dagster_consumer.mappings import AssetMappings
+from airstream.dagster_consumer.sensor import built_sensor_parts
 from airstream.dagster_consumer.translate import translate
 from airstream.schemas import EventType, TaskInstanceEvent, message_key, serialize_event
 from devstack.broker import create_topic, start_broker
@@ -50,6 +52,29 @@ def _events(count: int) -> list[TaskInstanceEvent]:
     ]
 
 
+_DEFINITIONS = """
+from dagster import AssetSpec, Definitions
+from airstream.dagster_consumer import (
+    AirflowInstance, KafkaEventSource, assets_with_task_mappings, build_defs_from_airflow_instance,
+)
+
+defs = build_defs_from_airflow_instance(
+    airflow_instance=AirflowInstance(
+        name="bench", event_source=KafkaEventSource(bootstrap_servers={servers!r}, topic={topic!r})
+    ),
+    defs=Definitions(
+        assets=[
+            spec
+            for number in range(50)
+            for spec in assets_with_task_mappings(
+                dag_id=f"dag_{{number}}", task_mappings={{"load": [AssetSpec(f"table_{{number}}")]}}
+            )
+        ]
+    ),
+)
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -66,22 +91,27 @@ def main() -> None:
         producer.close()
         print(f"published {len(events):,} events in {time.monotonic() - began:.1f} s")
 
+        definitions = Path(work) / "bench_replay_definitions.py"
+        definitions.write_text(_DEFINITIONS.format(servers=broker.bootstrap_servers, topic=topic))
         replay_home = Path(work) / "replay_home"
         replay_home.mkdir()
+        (replay_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(replay_home)
         output = io.StringIO()
         began = time.monotonic()
         with contextlib.redirect_stdout(output):
-            status = airstream_main(
-                ["replay", "--instance", "bench", "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic]
-            )
+            status = airstream_main(["replay", "--instance", "bench", "-f", str(definitions)])
         replay_seconds = time.monotonic() - began
         print(output.getvalue().strip().splitlines()[-1])
         assert status == 0, output.getvalue()
 
-        asset_events = [asset_event for event in events for asset_event in translate(event, mappings=AssetMappings())]
+        parts = built_sensor_parts("bench")
+        assert parts is not None
+        recorder = parts[0]
+        asset_events = [asset_event for event in events for asset_event in translate(event, mappings=recorder.mappings)]
         bare_home = Path(work) / "bare_home"
         bare_home.mkdir()
+        (bare_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         with DagsterInstance.from_config(str(bare_home)) as instance:
             began = time.monotonic()
             for asset_event in asset_events:
