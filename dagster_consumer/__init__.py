@@ -36,6 +36,7 @@ from airstream.dagster_consumer.peering.component import AirflowInstanceComponen
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, PeeringRefresh, refresh_airflow_peering
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot, fetch_peering_snapshot
+from airstream.dagster_consumer.proxy_jobs import build_proxy_job_defs, with_proxy_jobs
 from airstream.dagster_consumer.rest import (
     AirflowApiError,
     AirflowApiVersionError,
@@ -96,6 +97,7 @@ __all__ = [
     "assets_with_task_mappings",
     "build_airflow_event_sensor",
     "build_defs_from_airflow_instance",
+    "build_proxy_job_defs",
     "build_trigger_dag_asset",
     "build_trigger_dag_op",
     "dag_asset_key",
@@ -103,4 +105,5 @@ __all__ = [
     "partition_for_logical_date",
     "refresh_airflow_peering",
     "translate",
+    "with_proxy_jobs",
 ]

@@ -18,8 +18,8 @@ from airstream.dagster_consumer import (
     assets_with_dag_mappings,
     assets_with_task_mappings,
     build_defs_from_airflow_instance,
+    with_proxy_jobs,
 )
-from airstream.dagster_consumer.proxy_jobs import with_proxy_jobs
 from devstack.example_definitions import airflow_instance_from_env
 
 DAILY = DailyPartitionsDefinition(start_date="2026-01-01")

@@ -103,6 +103,8 @@ def test_proxied_tasks_run_in_dagster_and_their_assets_are_materialized_once(mig
     (daily_run,) = proxy_runs(instance, proxy_job_name("proxy_etl", "daily_report"))
     assert daily_run.tags["dagster/partition"] == "2026-01-05"
     assert not proxy_runs(instance, proxy_job_name("proxy_etl", "extract")), "extract is not proxied"
+    operators = {ti["task_id"]: ti["operator_name"] for ti in migration.api.task_instances("proxy_etl", run_id)}
+    assert operators["load"] == PROXIED_TASK_OPERATOR != operators["extract"]  # what REST v2 tells the REST path
 
     # A failing Dagster run failed the Airflow task; Airflow's retry launched a new Dagster run.
     flaky_runs = proxy_runs(instance, proxy_job_name("proxy_etl", "flaky"))
