@@ -97,13 +97,6 @@ def build_defs_from_airflow_instance(
             dag_asset_history=dag_asset_history,
             state_checks=airflow_state_checks,
         )
-    if dag_asset_history != DEFAULT_DAG_ASSET_HISTORY or not airflow_state_checks:
-        # AirflowPeering builds the definitions itself and does not take these options yet.
-        raise ValueError(
-            f"dag_asset_history={dag_asset_history!r} and airflow_state_checks={airflow_state_checks!r} are "
-            f"supported for Airflow instances observed through events only; {airflow_instance.name!r} has REST "
-            "access (peering), which uses the defaults ('runs' and True): drop these options or the auth_backend"
-        )
     peering = AirflowPeering(
         airflow_instance=airflow_instance,
         defs=defs or Definitions(),
@@ -113,5 +106,7 @@ def build_defs_from_airflow_instance(
         default_sensor_status=default_sensor_status,
         deduplication_window=deduplication_window,
         state_key=peering_state_key,
+        dag_asset_history=dag_asset_history,
+        state_checks=airflow_state_checks,
     )
     return build_defs_for_component(peering)

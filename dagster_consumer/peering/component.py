@@ -47,6 +47,7 @@ from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDef
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
+from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory
 from airstream.dagster_consumer.mappings import assets_with_dag_mappings, assets_with_task_mappings
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import PeeringComponent, PeeringSettings, peering_state_key
@@ -134,9 +135,10 @@ class AirflowInstanceComponent(PeeringComponent, Resolvable):
     Attributes (see the module docstring for a full ``defs.yaml``): ``name`` (the listener's
     instance name), ``webserver_url``, ``auth``, ``kafka`` (optional), ``filter``,
     ``task_mappings``, ``dag_mappings``, ``airflow_asset_keys`` (URI → ``a/b/c`` key),
-    ``sensor_minimum_interval_seconds``, ``refresh_job`` and ``defs_state`` (Dagster's defs-state
-    settings; default ``VERSIONED_STATE_STORAGE`` with ``refresh_if_dev: false``, so even
-    ``dagster dev`` reuses the stored snapshot).
+    ``sensor_minimum_interval_seconds``, ``dag_asset_history`` and ``airflow_state_checks`` (as in
+    :func:`~airstream.dagster_consumer.build_defs_from_airflow_instance`), ``refresh_job`` and
+    ``defs_state`` (Dagster's defs-state settings; default ``VERSIONED_STATE_STORAGE`` with
+    ``refresh_if_dev: false``, so even ``dagster dev`` reuses the stored snapshot).
 
     Subclass it and override :meth:`build_auth_backend` (custom auth, e.g. a managed service's
     token) or :meth:`build_event_source`.
@@ -151,6 +153,8 @@ class AirflowInstanceComponent(PeeringComponent, Resolvable):
     dag_mappings: list[DagMapping] = field(default_factory=list)
     airflow_asset_keys: dict[str, str] | None = None
     sensor_minimum_interval_seconds: int = 1
+    dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY
+    airflow_state_checks: bool = True
     refresh_job: bool = True
     defs_state: ResolvedDefsStateConfig = field(default_factory=_default_defs_state)
 
@@ -210,6 +214,8 @@ class AirflowInstanceComponent(PeeringComponent, Resolvable):
             airflow_filter=AirflowFilter(**vars(self.filter)) if self.filter else AirflowFilter(),
             airflow_asset_keys=AirflowAssetKeys(keys=_keys(self.airflow_asset_keys or {})),
             sensor_minimum_interval_seconds=self.sensor_minimum_interval_seconds,
+            dag_asset_history=self.dag_asset_history,
+            state_checks=self.airflow_state_checks,
             refresh_job=self.refresh_job,
         )
 

@@ -40,6 +40,7 @@ from dagster.components import ComponentLoadContext, DefsStateConfig, DefsStateC
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
+from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering import dagster_state
@@ -86,6 +87,8 @@ class PeeringSettings:
     sensor_minimum_interval_seconds: int = 1
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING
     deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW
+    dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY
+    state_checks: bool = True
     refresh_job: bool = True
 
 
@@ -178,6 +181,8 @@ class PeeringComponent(StateBackedComponent):
             default_sensor_status=settings.default_sensor_status,
             deduplication_window=settings.deduplication_window,
             rest_api=settings.rest_api,
+            dag_asset_history=settings.dag_asset_history,
+            state_checks=settings.state_checks,
         )
         if not settings.refresh_job:
             return defs
@@ -218,6 +223,8 @@ class AirflowPeering(PeeringComponent):
         airflow_filter: which DAGs and Airflow assets become Dagster assets.
         state_key: the defs-state key (default ``airstream_peering__<name>``), unique per deployment.
         rest_api: an explicit REST API (anything with :class:`AirflowRestApi`'s calls).
+        dag_asset_history, state_checks: as ``dag_asset_history`` and ``airflow_state_checks`` of
+            :func:`~airstream.dagster_consumer.build_defs_from_airflow_instance`.
 
     Example::
 
@@ -237,6 +244,8 @@ class AirflowPeering(PeeringComponent):
     state_key: str | None = None
     rest_api: AirflowRestApi | None = None
     refresh_job: bool = True
+    dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY
+    state_checks: bool = True
 
     def peering_settings(self) -> PeeringSettings:
         return PeeringSettings(
@@ -248,6 +257,8 @@ class AirflowPeering(PeeringComponent):
             sensor_minimum_interval_seconds=self.sensor_minimum_interval_seconds,
             default_sensor_status=self.default_sensor_status,
             deduplication_window=self.deduplication_window,
+            dag_asset_history=self.dag_asset_history,
+            state_checks=self.state_checks,
             refresh_job=self.refresh_job,
         )
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from dagster import (
+    AssetCheckEvaluation,
     AssetKey,
     AssetSpec,
     DagsterInstance,
@@ -251,7 +252,12 @@ def test_dags_first_seen_in_events_need_no_refresh(dagster_instance: DagsterInst
     sensor = defs.resolve_sensor_def("prod__airflow_event_sensor")
     result = sensor(build_sensor_context(instance=dagster_instance))
     assert isinstance(result, SensorResult)
-    assert [e.asset_key for e in result.asset_events] == [AssetKey(["prod", "dag", "born_yesterday"])]
+    records = [e for e in result.asset_events if not isinstance(e, AssetCheckEvaluation)]
+    checks = [e for e in result.asset_events if isinstance(e, AssetCheckEvaluation)]
+    assert [e.asset_key for e in records] == [AssetKey(["prod", "dag", "born_yesterday"])]
+    assert [(e.asset_key, e.check_name, e.passed) for e in checks] == [
+        (AssetKey(["prod", "dag", "born_yesterday"]), "airflow_run_succeeded", True)
+    ]
 
 
 DEFS_FILE = """

@@ -88,3 +88,17 @@ def test_yaml_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     instance = component.build_airflow_instance()
     assert instance.event_source is None  # no kafka: the sensor polls REST
     assert instance.rest is not None and "s3cret" not in repr(instance.rest) + repr(instance.auth_backend)
+
+
+def test_yaml_history_and_state_check_options_reach_the_definitions(dagster_instance: DagsterInstance) -> None:
+    document = {"type": DEFS_YAML["type"], "attributes": {**DEFS_YAML["attributes"]}}
+    with create_defs_folder_sandbox() as sandbox:
+        path = write_component(sandbox.defs_folder_path, document)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defaults):
+            assert list(defaults.resolve_asset_graph().asset_check_keys), "state checks are on by default"
+
+        document["attributes"] |= {"dag_asset_history": "all", "airflow_state_checks": False}
+        path = write_component(sandbox.defs_folder_path, document)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (component, defs):
+            assert component.peering_settings().dag_asset_history == "all"
+            assert not list(defs.resolve_asset_graph().asset_check_keys)
