@@ -9,6 +9,10 @@ The sensor records an evaluation with every outcome it records:
 * failed, severity WARN, when the task is up for retry (yellow: Airflow tries again);
 * nothing for ``running``, ``skipped`` and ``removed``: the last outcome stands.
 
+Dagster shows a check's latest stored evaluation, so an outcome that arrives late (a spool flushed
+hours later, a replay, a gap repair) must not overwrite a newer one: :func:`newest_evaluations`
+keeps, per check, only an evaluation newer in Airflow time than the one already stored.
+
 The checks are declared (so the UI shows them before their first evaluation) by one
 ``multi_asset_check`` per Airflow instance. They are recorded from Airflow's events, not executed
 in Dagster: executing one from the UI fails with a message that says so.
@@ -16,11 +20,12 @@ in Dagster: executing one from the UI fails with a message that says so.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetCheckKey,
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
@@ -44,6 +49,7 @@ _CHECK_METADATA_KEYS = (
     "airflow/tasks",
     "airflow/failed_tasks",
     "airflow/url",
+    "airflow/timestamp",  # when Airflow reached the state: what orders outcomes (see newest_evaluations)
     "airstream/event_id",  # last, as on the records: what deduplication and tests match on
 )
 
@@ -123,6 +129,52 @@ def check_evaluation(
         description=description,
         metadata={k: metadata[k] for k in _CHECK_METADATA_KEYS if k in metadata},
     )
+
+
+AnyAssetEvent = TypeVar("AnyAssetEvent")
+
+
+def newest_evaluations(
+    asset_events: Sequence[AnyAssetEvent], stored_time: Callable[[AssetCheckKey], float | None]
+) -> list[AnyAssetEvent]:
+    """``asset_events`` without the check evaluations that are not the newest outcome of their check.
+
+    Per check, only the evaluation with the latest ``airflow/timestamp`` is kept, and only if it is
+    newer than the stored one (``stored_time(key)``: the ``airflow/timestamp`` of the latest stored
+    evaluation, or ``None``). Records (materializations, observations) are all kept, in order.
+
+    Example::
+
+        events = newest_evaluations(outcome.asset_events, stored_check_time(context.instance))
+    """
+    newest: dict[AssetCheckKey, tuple[float, int]] = {}
+    for position, event in enumerate(asset_events):
+        if isinstance(event, AssetCheckEvaluation):
+            time = evaluation_time(event.metadata)
+            if event.asset_check_key not in newest or time >= newest[event.asset_check_key][0]:
+                newest[event.asset_check_key] = (time, position)
+    keep = {
+        position for key, (time, position) in newest.items() if (stored := stored_time(key)) is None or time >= stored
+    }
+    return [e for i, e in enumerate(asset_events) if not isinstance(e, AssetCheckEvaluation) or i in keep]
+
+
+def stored_check_time(instance: Any) -> Callable[[AssetCheckKey], float | None]:
+    """``stored_time`` for :func:`newest_evaluations`, read from a Dagster instance."""
+
+    def stored_time(key: AssetCheckKey) -> float | None:
+        record = instance.get_latest_asset_check_evaluation_record(key)
+        evaluation = record.event.dagster_event.event_specific_data if record and record.event else None
+        return evaluation_time(evaluation.metadata) if isinstance(evaluation, AssetCheckEvaluation) else None
+
+    return stored_time
+
+
+def evaluation_time(metadata: Mapping[str, Any]) -> float:
+    """The ``airflow/timestamp`` of an evaluation's metadata (0 when missing: older than any)."""
+    value = metadata.get("airflow/timestamp")
+    value = getattr(value, "value", value)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _verdict(state: str) -> tuple[bool, AssetCheckSeverity] | None:
