@@ -12,10 +12,11 @@ committed cursor does not use, and returns a cursor naming that segment:
 
 * the tick dies before its cursor is stored: the committed cursor still names the old segments
   only, so the tick's ids are not taken as recorded. But the daemon may have stored some of its
-  asset events. The next tick, starting from the same cursor, picks the same free slot, finds the
-  dead tick's segment there (its header names the same base generation), and reads from the event
-  log what was stored after the storage id the dead tick saw (:func:`stored_since`): those events
-  count as recorded, on the asset keys they reached; the rest are recorded again;
+  asset events. The next tick, starting from the same cursor, finds the dead tick's segment (a
+  small ``last`` key names the newest segment written and the generation it was based on), and
+  reads from the event log what was stored after the storage id the dead tick saw
+  (:func:`stored_since`): those events count as recorded, on the asset keys they reached; the rest
+  are recorded again;
 * the cursor is stored: the new segment is live.
 
 Segments are merged eight at a time into one of the next level (about log8(n) rewrites per id),
@@ -222,7 +223,8 @@ class RecordedIds:
             _DECODED[(self.store, self.namespace, slot, generation)] = ids
             return segment, ids
 
-        live = [*self._segments, place(0, dict(self._pending))]
+        fresh = place(0, dict(self._pending))  # this tick's new ids
+        live = [*self._segments, fresh]
         keep_from = hour_of(self.now - self.horizon - GRACE)
         retired = {segment.slot for segment, _ in live if segment.newest_hour < keep_from}
         live = [(segment, ids) for segment, ids in live if segment.newest_hour >= keep_from]
@@ -238,6 +240,7 @@ class RecordedIds:
             level += 1
         for slot in self._retired - used:
             writes[self._key(slot)] = ""  # freed by the previous (committed) tick: reclaim its space
+        writes[self._last_key()] = f"{self.generation} {watermark} {fresh[0].slot}"
         write_values(self.instance, writes)
         self._segments = sorted(live, key=lambda entry: (-entry[0].level, entry[0].slot))
         self._retired = retired - {segment.slot for segment, _ in self._segments}
@@ -246,6 +249,9 @@ class RecordedIds:
         return self.pointer()
 
     # --- reading ---------------------------------------------------------------------------------
+
+    def _last_key(self) -> str:
+        return f"airstream/recorded_ids/{self.namespace}/{self.store}/last"
 
     def _key(self, slot: int) -> str:
         return f"airstream/recorded_ids/{self.namespace}/{self.store}/{slot}"
@@ -267,8 +273,14 @@ class RecordedIds:
 
     def _resolve_dead_tick(self) -> None:
         """A segment a tick based on this same cursor wrote and whose cursor never got stored:
-        keep the ids whose asset events reached the event log."""
-        slot = _lowest_free({segment.slot for segment, _ in self._segments})
+        keep the ids whose asset events reached the event log. The small ``last`` key names the
+        newest segment written, so a tick reads a segment only after a tick died."""
+        marker = read_values(self.instance, [self._last_key()]).get(self._last_key(), "").split()
+        if len(marker) != 3 or not all(part.lstrip("-").isdigit() for part in marker):
+            return
+        base, _, slot = (int(part) for part in marker)
+        if base != self.generation:
+            return
         decoded = _decode(read_values(self.instance, [self._key(slot)]).get(self._key(slot), ""))
         if decoded is None or decoded[0] != self.generation:
             return
