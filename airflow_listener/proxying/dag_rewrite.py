@@ -57,8 +57,20 @@ def proxying_to_dagster(
     logger = logger or log
     if os.environ.get(SCAFFOLDING_ENV):
         return
-    build_task = _task_builder(build_from_task_fn)
-    build_dag = _dag_builder(build_from_dag_fn)
+    build_task = _builder(
+        build_from_task_fn,
+        BaseProxyTaskToDagsterOperator,
+        DefaultProxyTaskToDagsterOperator,
+        "build_from_task",
+        "build_from_task_fn",
+    )
+    build_dag = _builder(
+        build_from_dag_fn,
+        BaseProxyDAGToDagsterOperator,
+        DefaultProxyDAGToDagsterOperator,
+        "build_from_dag",
+        "build_from_dag_fn",
+    )
     for dag in _dags_in(global_vars):
         state = proxied_state.for_dag(dag.dag_id)
         if state is None:
@@ -83,24 +95,15 @@ def _dags_in(global_vars: Mapping[str, Any]) -> list[Any]:
     return sorted(seen.values(), key=lambda dag: dag.dag_id)
 
 
-def _task_builder(given: BuildFromTask | type[BaseProxyTaskToDagsterOperator] | None) -> BuildFromTask:
-    if given is None:
-        return DefaultProxyTaskToDagsterOperator.build_from_task
-    if isinstance(given, type):
-        if not issubclass(given, BaseProxyTaskToDagsterOperator):
-            raise TypeError(f"build_from_task_fn: {given.__name__} is not a BaseProxyTaskToDagsterOperator")
-        return given.build_from_task
-    return given
-
-
-def _dag_builder(given: BuildFromDag | type[BaseProxyDAGToDagsterOperator] | None) -> BuildFromDag:
-    if given is None:
-        return DefaultProxyDAGToDagsterOperator.build_from_dag
-    if isinstance(given, type):
-        if not issubclass(given, BaseProxyDAGToDagsterOperator):
-            raise TypeError(f"build_from_dag_fn: {given.__name__} is not a BaseProxyDAGToDagsterOperator")
-        return given.build_from_dag
-    return given
+def _builder(given: Any, base: type, default: type, method: str, argument: str) -> Callable[[Any], BaseOperator]:
+    """The function from a task (or DAG) to its proxy: ``given`` itself, or the ``method`` of the
+    class given (default: ``default``), which must subclass ``base``."""
+    given = default if given is None else given
+    if not isinstance(given, type):
+        return given
+    if not issubclass(given, base):
+        raise TypeError(f"{argument}: {given.__name__} is not a subclass of {base.__name__}")
+    return getattr(given, method)
 
 
 def _proxy_task(dag: Any, original: Any, state: DagProxiedState, build: BuildFromTask) -> None:

@@ -47,7 +47,7 @@ from airstream.schemas.proxying import DAG_PROXY_TASK_ID, PROXIED_DAG_OPERATOR, 
 DAGSTER_URL_VARIABLE = "dagster_url"
 DAGSTER_URL_ENV = "AIRSTREAM_DAGSTER_URL"
 
-# What a proxy keeps of the task it replaces: scheduling and resource settings, never the work.
+# What a proxy keeps of the task it replaces: scheduling, resource settings and alerting, never the work.
 COPIED_TASK_ATTRIBUTES = (
     "owner",
     "email",
@@ -70,6 +70,9 @@ COPIED_TASK_ATTRIBUTES = (
     "start_date",
     "end_date",
     "doc_md",
+    "on_failure_callback",
+    "on_success_callback",
+    "on_retry_callback",
 )
 
 

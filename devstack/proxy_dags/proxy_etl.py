@@ -18,13 +18,18 @@ START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PROXIED_STATE = Path(__file__).parent / "proxied_state"
 
 
+def alert(context: object) -> None:
+    """What the team's alerting does when `load` fails, wherever it runs."""
+    print("load failed")
+
+
 with DAG(dag_id="proxy_etl", schedule=None, start_date=START, catchup=False, tags=["airstream-migration"]):
 
     @task
     def extract() -> None:
         print("extracting in Airflow")
 
-    @task(retries=2, retry_delay=timedelta(seconds=1))
+    @task(retries=2, retry_delay=timedelta(seconds=1), on_failure_callback=alert)
     def load() -> None:
         print("loading in Airflow")
 

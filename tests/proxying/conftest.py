@@ -39,6 +39,7 @@ for dag_id, dag in bag.dags.items():
             "retries": task.retries,
             "retry_delay": task.retry_delay.total_seconds() if task.retry_delay else None,
             "pool": task.pool,
+            "on_failure_callback": bool(task.on_failure_callback),
             "job": getattr(task, "dagster_job_name", None),
             "group": task.task_group.group_id if getattr(task, "task_group", None) else None,
         }

@@ -21,7 +21,7 @@ def test_proxied_tasks_keep_their_id_dependencies_and_retries(proxy_dags: Path, 
     assert load["task_type"] == load["operator_name"] == PROXIED_TASK_OPERATOR
     assert load["class"] == "DefaultProxyTaskToDagsterOperator"
     assert load["upstream"] == ["extract"] and etl["extract"]["downstream"] == ["daily_report", "flaky", "load"]
-    assert (load["retries"], load["retry_delay"]) == (2, 1.0)
+    assert (load["retries"], load["retry_delay"], load["on_failure_callback"]) == (2, 1.0, True)
     assert etl["flaky"]["retries"] == 1
     assert load["job"] == "airstream_proxy__proxy_etl__load"
 
