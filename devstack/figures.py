@@ -15,7 +15,7 @@ from typing import Any
 
 from devstack.dagster import recorded_asset_events, tick_and_store
 
-__all__ = ["Figures", "SensorDriver", "count_figures", "etl_observation_defs", "recorded_event_ids"]
+__all__ = ["Figures", "SensorDriver", "count_figures", "etl_observation_defs", "load_successes", "recorded_event_ids"]
 
 EVENT_ID = "airstream/event_id"
 
@@ -125,3 +125,22 @@ def etl_observation_defs(instance_name: str, bootstrap_servers: str, topic: str,
         ),
         dag_asset_history="all",
     )
+
+
+def load_successes(instance_name: str, count: int) -> list[Any]:
+    """``count`` distinct events: the task ``load`` of DAG ``etl`` succeeding in runs ``manual__0``..."""
+    from airstream.schemas import EventType, TaskInstanceEvent
+
+    return [
+        TaskInstanceEvent.new(
+            instance=instance_name,
+            event_type=EventType.TASK_INSTANCE_SUCCESS,
+            state="success",
+            dag_id="etl",
+            run_id=f"manual__{number}",
+            task_id="load",
+            try_number=1,
+            producer="airstream/faults",
+        )
+        for number in range(count)
+    ]

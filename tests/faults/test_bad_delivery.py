@@ -78,6 +78,18 @@ def send(broker: TansuProcess, topic: str, messages: list[Event | bytes | None])
     publish(broker.bootstrap_servers, topic, messages, raw_key=message_key(INSTANCE, "etl"))
 
 
+def recreate(broker: TansuProcess, topic: str) -> None:
+    """Delete ``topic`` and create it again, empty."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    try:
+        admin.delete_topics([topic])
+    finally:
+        admin.close()
+    create_topic(broker.bootstrap_servers, topic, partitions=3)
+
+
 def test_poison_between_valid_events_never_costs_a_valid_one(
     durable_broker: TansuProcess, durable_topic: str, sensor_driver: SensorDriver
 ) -> None:
@@ -159,18 +171,11 @@ def test_events_out_of_order_and_duplicated_hours_apart_end_in_the_right_state(
 def test_a_topic_deleted_and_created_again_under_the_cursor_loses_nothing_new(
     durable_broker: TansuProcess, durable_topic: str, sensor_driver: SensorDriver
 ) -> None:
-    from kafka import KafkaAdminClient
-
     before = history("etl", runs=3)
     send(durable_broker, durable_topic, list(before))
     sensor_driver.tick_until_quiet()
 
-    admin = KafkaAdminClient(bootstrap_servers=durable_broker.bootstrap_servers)
-    try:
-        admin.delete_topics([durable_topic])
-    finally:
-        admin.close()
-    create_topic(durable_broker.bootstrap_servers, durable_topic, partitions=3)
+    recreate(durable_broker, durable_topic)
     after = history("other", runs=1)[:3]  # fewer records than the cursor's offsets
     send(durable_broker, durable_topic, list(after))
     sensor_driver.tick_until_quiet()
@@ -194,18 +199,11 @@ def test_a_topic_recreated_and_refilled_past_the_cursor_loses_nothing(
     """Retention past the cursor, as this broker allows it: the topic is deleted while the sensor
     is paused and created again, and more events than the cursor's offsets arrive before the next
     tick, so the stored offsets point inside the new log, at records the sensor never read."""
-    from kafka import KafkaAdminClient
-
     before = history("etl", runs=1)
     send(durable_broker, durable_topic, list(before))
     sensor_driver.tick_until_quiet()
 
-    admin = KafkaAdminClient(bootstrap_servers=durable_broker.bootstrap_servers)
-    try:
-        admin.delete_topics([durable_topic])
-    finally:
-        admin.close()
-    create_topic(durable_broker.bootstrap_servers, durable_topic, partitions=3)
+    recreate(durable_broker, durable_topic)
     after = history("etl", runs=4)[8:]  # three new runs: more records than the cursor's offsets
     send(durable_broker, durable_topic, list(after))
     sensor_driver.tick_until_quiet()

@@ -12,9 +12,9 @@ import pytest
 
 from airstream.airflow_listener.config import ListenerConfig
 from airstream.airflow_listener.delivery import Publisher
-from airstream.schemas import EventType, TaskInstanceEvent
+from airstream.schemas import TaskInstanceEvent
 from devstack.broker import TansuProcess, read_topic
-from devstack.figures import SensorDriver, count_figures
+from devstack.figures import SensorDriver, count_figures, load_successes
 
 pytestmark = pytest.mark.integration
 
@@ -22,19 +22,7 @@ INSTANCE = "faults"
 
 
 def events(count: int) -> list[TaskInstanceEvent]:
-    return [
-        TaskInstanceEvent.new(
-            instance=INSTANCE,
-            event_type=EventType.TASK_INSTANCE_SUCCESS,
-            state="success",
-            dag_id="etl",
-            run_id=f"manual__{number}",
-            task_id="load",
-            try_number=1,
-            producer="faults",
-        )
-        for number in range(count)
-    ]
+    return load_successes(INSTANCE, count)
 
 
 def test_what_the_broker_acknowledged_survives_kill_9_and_the_rest_follows_from_the_spool(

@@ -24,10 +24,11 @@ from dagster import DagsterInstance
 from airstream.airflow_listener.config import ListenerConfig
 from airstream.airflow_listener.delivery import Publisher
 from airstream.dagster_consumer import EventSourceUnavailable, KafkaEventSource
-from airstream.schemas import EventType, TaskInstanceEvent
+from airstream.schemas import TaskInstanceEvent
 from devstack.broker import SecuredBroker, TansuProcess, start_secured_broker, tansu_binary
-from devstack.figures import SensorDriver, count_figures, etl_observation_defs
+from devstack.figures import SensorDriver, count_figures, etl_observation_defs, load_successes
 from devstack.s3 import S3Server
+from devstack.tls import make_certificates
 
 pytestmark = pytest.mark.integration
 
@@ -36,19 +37,7 @@ SECRET = "do-not-print-me-7431"
 
 
 def events(count: int) -> list[TaskInstanceEvent]:
-    return [
-        TaskInstanceEvent.new(
-            instance=INSTANCE,
-            event_type=EventType.TASK_INSTANCE_SUCCESS,
-            state="success",
-            dag_id="etl",
-            run_id=f"manual__{number}",
-            task_id="load",
-            try_number=1,
-            producer="faults",
-        )
-        for number in range(count)
-    ]
+    return load_successes(INSTANCE, count)
 
 
 @pytest.fixture(scope="module")
@@ -202,10 +191,8 @@ def _sasl_handshake(address: str, mechanism: str) -> list[str] | None:
 def test_this_tansu_build_cannot_serve_tls_or_admit_any_sasl_user(tmp_path: Path, s3_server: S3Server) -> None:
     """What TLS and SASL need that Tansu 0.6.0 lacks. If a newer build passes one of these, the
     tests above can run the real thing: start Tansu with --cert/--key, or create a SCRAM user."""
-    binary, certificates = tansu_binary(), tmp_path / "certs"
-    from devstack.tls import make_certificates
-
-    files = make_certificates(certificates)
+    binary = tansu_binary()
+    files = make_certificates(tmp_path / "certs")
     # 1. TLS: the two options a TLS listener needs refuse to be given together.
     tls = subprocess.run(
         [
