@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -83,7 +84,12 @@ def mapped_tasks(dag_count: int) -> dict[str, list[str]]:
 
 
 def side_by_side(
-    work: Path, args: argparse.Namespace, bootstrap: str, postgres: PostgresServer | None, results: dict[str, Any]
+    work: Path,
+    args: argparse.Namespace,
+    bootstrap: str,
+    postgres: PostgresServer | None,
+    results: dict[str, Any],
+    save: Callable[[], None],
 ) -> None:
     """Airflow 2.11 watched by airstream's sensor and Airlift at its default and fastest intervals."""
     topic = f"bench-af2-{uuid.uuid4().hex[:8]}"
@@ -145,6 +151,7 @@ def side_by_side(
                             "observers": phase.load,
                         }
                     )
+                save()
             for count in args.dag_counts[1:]:
                 print(f"== Airflow 2.11, load with {count} DAGs", flush=True)
                 expected = airflows.set_dag_count(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]), count)
@@ -169,6 +176,7 @@ def side_by_side(
                         "observers": phase.load,
                     }
                 )
+                save()
 
 
 def airflow3_alone(
@@ -210,9 +218,11 @@ def airflow3_alone(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Every measurement; returns the results dictionary."""
+    """Every measurement; returns the results dictionary, also saved to ``--out`` after each section
+    (``"complete": false`` until the end), so a run cut short keeps what it measured."""
     results: dict[str, Any] = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "complete": False,
         "machine": machine(),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "latency": [],
@@ -221,6 +231,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "throughput": [],
     }
     began = time.monotonic()
+
+    def save() -> None:
+        results["seconds"] = round(time.monotonic() - began, 1)
+        results["targets"] = targets.evaluate(results)
+        report.write_json(results, args.out / "results.json")
+
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch, contextlib.ExitStack() as stack:
         work = Path(scratch)
         broker = stack.enter_context(start_broker(work / "broker"))
@@ -229,6 +245,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["overhead"]["timing"] = overhead.listener_timing(
             work / "overhead", broker.bootstrap_servers, args.overhead_events
         )
+        side_by_side(work, args, broker.bootstrap_servers, postgres, results, save)
+        if not args.skip_airflow3:
+            airflow3_alone(work, args, broker.bootstrap_servers, postgres, results)
+            save()
         for storage in ("sqlite", "postgres"):
             print(f"== consumer throughput, {storage}", flush=True)
             results["throughput"].append(
@@ -240,18 +260,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     postgres=postgres,
                 )
             )
-        side_by_side(work, args, broker.bootstrap_servers, postgres, results)
-        if not args.skip_airflow3:
-            airflow3_alone(work, args, broker.bootstrap_servers, postgres, results)
-    results["seconds"] = round(time.monotonic() - began, 1)
-    results["targets"] = targets.evaluate(results)
+            save()
+    results["complete"] = True
+    save()
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
-    report.write_json(results, args.out / "results.json")
     report.draw_latency(results, args.out / "latency.png")
     print(report.table(results))
     for target in results["targets"]:
