@@ -28,6 +28,7 @@ __all__ = [
     "SecuredBroker",
     "TansuProcess",
     "create_topic",
+    "read_all",
     "read_topic",
     "start_broker",
     "start_secured_broker",
@@ -357,6 +358,29 @@ def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: fl
                     records.extend(batch)
                 break
         return records
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap_servers: str, topic: str, *, timeout: float = 20.0) -> list[Any]:
+    """Every record on ``topic`` now: read from the beginning until each partition's position
+    reaches the high watermark its fetches report (``end_offsets`` is wrong on some brokers)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+            marks = [(consumer.highwater(tp), consumer.position(tp)) for tp in partitions]
+            if all(high is not None and position >= high for high, position in marks):
+                return records
+        raise StackError(f"could not read {topic!r} to its end within {timeout:g} s")
     finally:
         consumer.close()
 

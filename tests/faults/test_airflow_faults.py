@@ -18,7 +18,7 @@ from dagster import DagsterInstance
 from airstream.airflow_listener.spool import Spool
 from airstream.schemas import parse_event
 from devstack.airflow import LocalAirflow, airflow_env, start_airflow
-from devstack.broker import TansuProcess, create_topic, read_topic
+from devstack.broker import TansuProcess, create_topic, read_all
 from devstack.dagster import recorded_asset_events
 from devstack.facts import facts_from_api, facts_from_metadata
 from devstack.figures import SensorDriver, count_figures, etl_observation_defs
@@ -127,9 +127,7 @@ def test_broker_down_while_the_scheduler_runs_dags_then_dagster_holds_every_even
     assert spooled_during_outage > 0, "nothing was spooled while the broker was down"
 
     wait_for(lambda: spool.count() == 0, "the spool to drain once the broker is back")
-    on_topic = [
-        parse_event(record.value) for record in read_topic(durable_broker.bootstrap_servers, airflow_topic, expected=1)
-    ]
+    on_topic = [parse_event(record.value) for record in read_all(durable_broker.bootstrap_servers, airflow_topic)]
     sent = {event.event_id for event in on_topic if event.dag_id == "etl" and event.run_id in runs}
 
     driver = SensorDriver(
@@ -167,7 +165,7 @@ def test_a_task_process_killed_with_sigkill_still_reaches_dagster_as_failed(
     recorded = [e.metadata for e in recorded_asset_events(dagster_instance) if e.asset_key == f"{INSTANCE}/dag/killed"]
     facts = Counter(facts_from_metadata(recorded))
     expected = Counter(facts_from_api(api, "killed", run))
-    on_topic = [parse_event(r.value) for r in read_topic(durable_broker.bootstrap_servers, airflow_topic, expected=1)]
+    on_topic = [parse_event(r.value) for r in read_all(durable_broker.bootstrap_servers, airflow_topic)]
     sent = {event.event_id for event in on_topic if event.dag_id == "killed" and event.run_id == run}
     figures = count_figures(sent, [str(metadata["airstream/event_id"]) for metadata in recorded])
     summary = f"task killed with SIGKILL: Airflow reached {sorted(f[5] for f in expected)}; {figures}"
