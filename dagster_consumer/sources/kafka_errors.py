@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 _lock = threading.Lock()
+_active = 0
+_restore: tuple[int, bool] = (logging.NOTSET, True)
 
 
 class _Reasons(logging.Handler):
@@ -29,21 +31,29 @@ class _Reasons(logging.Handler):
 
 @contextlib.contextmanager
 def connection_failures() -> Iterator[list[BaseException]]:
-    """Collect the exceptions kafka-python logs for failed connections while the block runs
-    (``kafka.net.manager`` is lowered to WARNING meanwhile if it was quieter)."""
+    """Collect the exceptions kafka-python logs for failed connections while the block runs. A
+    ``kafka.net.manager`` logger quieter than WARNING is opened meanwhile, but only to this
+    collector (its records do not propagate), and restored when the last collector ends."""
+    global _active, _restore
     logger = logging.getLogger("kafka.net.manager")
     reasons = _Reasons()
     with _lock:
-        saved_level = logger.level
-        if not logger.isEnabledFor(logging.WARNING):
-            logger.setLevel(logging.WARNING)
+        if _active == 0:
+            _restore = (logger.level, logger.propagate)
+            if not logger.isEnabledFor(logging.WARNING):
+                logger.setLevel(logging.WARNING)
+                logger.propagate = False
+        _active += 1
         logger.addHandler(reasons)
     try:
         yield reasons.found
     finally:
         with _lock:
             logger.removeHandler(reasons)
-            logger.setLevel(saved_level)
+            _active -= 1
+            if _active == 0:
+                logger.setLevel(_restore[0])
+                logger.propagate = _restore[1]
 
 
 def explain(servers: Sequence[str], options: Mapping[str, Any], found: Sequence[BaseException]) -> str:
