@@ -215,3 +215,22 @@ def test_malformed_proxied_state_is_an_import_error_naming_file_and_line(migrati
 def _operator(api: AirflowApi, dag_id: str, task_id: str) -> str | None:
     task = api._get(f"/dags/{dag_id}/tasks/{task_id}")
     return task.get("operator_name") or task.get("class_ref", {}).get("class_name")
+
+
+def test_the_rest_path_reads_the_same_proxied_tasks_from_airflow(migration: Migration) -> None:
+    """The fallback path (REST v2, no events) marks the same tasks and DAG runs as proxied."""
+    from airstream.dagster_consumer import AirflowRestClient, RestEventSource, TokenAuthBackend
+    from airstream.schemas import DagRunEvent, TaskInstanceEvent
+
+    url = migration.stack.airflow.url
+    client = AirflowRestClient(auth_backend=TokenAuthBackend(url, "admin", "admin"))
+    events = RestEventSource(client, INSTANCE).read(None).events
+    first_etl = min(run["dag_run_id"] for run in migration.api.dag_runs("proxy_etl"))
+    etl = {
+        event.task_id: event.proxied_to_dagster
+        for event in events
+        if isinstance(event, TaskInstanceEvent) and event.run_id == first_etl and event.state == "success"
+    }
+    assert etl == {"extract": False, "load": True, "daily_report": True, "flaky": True}
+    whole = [event for event in events if isinstance(event, DagRunEvent) and event.dag_id == "proxy_whole"]
+    assert whole and all(event.proxied_to_dagster for event in whole)
