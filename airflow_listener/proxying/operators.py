@@ -39,6 +39,7 @@ from airstream.airflow_listener.proxying.dagster_client import (
     WILL_RETRY_TAG,
     DagsterGraphQLClient,
     DagsterProxyError,
+    DagsterUnreachable,
     ProxyJob,
     RunStatus,
 )
@@ -183,8 +184,14 @@ class BaseDagsterProxyOperator(BaseOperator):
     def _wait(self, client: DagsterGraphQLClient, run_id: str) -> RunStatus:
         deadline = None if self.max_wait is None else time.monotonic() + self.max_wait
         while True:
-            status = client.run_status(run_id)
-            if status.finished:
+            try:
+                status: RunStatus | None = client.run_status(run_id)
+            except DagsterUnreachable as error:
+                # The run goes on while Dagster's webserver is away: keep waiting, within max_wait,
+                # rather than fail the task (its retry would launch the assets a second time).
+                self.log.warning("Dagster did not answer about run %s; still waiting: %s", run_id, error)
+                status = None
+            if status is not None and status.finished:
                 retry = self._retry(client, status) if status.status == "FAILURE" else None
                 if retry is None:
                     return status
@@ -198,7 +205,8 @@ class BaseDagsterProxyOperator(BaseOperator):
                 continue
             if deadline is not None and time.monotonic() > deadline:
                 raise DagsterProxyError(
-                    f"Dagster run {run_id} did not finish within {self.max_wait:.0f} s (status {status.status}): "
+                    f"Dagster run {run_id} did not finish within {self.max_wait:.0f} s "
+                    f"(status {status.status if status else 'unknown: Dagster did not answer'}): "
                     f"{client.run_url(run_id)}"
                 )
             time.sleep(self.poll_interval)

@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from airstream.airflow_listener.proxying import DagsterProxyError, DefaultProxyTaskToDagsterOperator, RunStatus
+from airstream.airflow_listener.proxying import (
+    DagsterProxyError,
+    DagsterUnreachable,
+    DefaultProxyTaskToDagsterOperator,
+    RunStatus,
+)
 
 
 class ScriptedDagster:
@@ -19,7 +24,10 @@ class ScriptedDagster:
 
     def run_status(self, run_id: str) -> RunStatus:
         script = self.statuses[run_id]
-        return script.pop(0) if len(script) > 1 else script[0]
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if answer.status == "UNREACHABLE":
+            raise DagsterUnreachable("Dagster at http://dagster/graphql did not answer")
+        return answer
 
     def retry_of(self, run_id: str) -> RunStatus | None:
         return self.retries.get(run_id)
@@ -51,6 +59,12 @@ def test_a_failed_run_that_dagster_retries_is_followed_to_its_retry() -> None:
 def test_a_failed_run_without_a_retry_is_the_result() -> None:
     client = ScriptedDagster({"r1": [RunStatus("r1", "FAILURE", {"dagster/will_retry": "false"})]}, {})
     assert _operator()._wait(client, "r1").status == "FAILURE"  # type: ignore[arg-type]
+
+
+def test_a_dagster_that_stops_answering_for_a_while_is_waited_for() -> None:
+    away = RunStatus("r1", "UNREACHABLE")
+    client = ScriptedDagster({"r1": [RunStatus("r1", "STARTED"), away, away, RunStatus("r1", "SUCCESS")]}, {})
+    assert _operator()._wait(client, "r1").status == "SUCCESS"  # type: ignore[arg-type]
 
 
 def test_the_wait_is_bounded() -> None:
