@@ -147,3 +147,29 @@ def test_the_rest_source_reports_proxied_tasks_and_dags_from_the_operator_name()
     assert tasks == {("etl", "load"): True, ("etl", "extract"): False, ("reports", DAG_PROXY_TASK_ID): True}
     runs = {e.dag_id: e.proxied_to_dagster for e in events if isinstance(e, DagRunEvent)}
     assert runs == {"etl": False, "reports": True}
+
+
+def test_proxy_jobs_load_with_peering_definitions() -> None:
+    """with_proxy_jobs over definitions that peer over REST (DAG assets from Airflow, the refresh job)."""
+    from dagster import build_defs_for_component, instance_for_test
+
+    from airstream.dagster_consumer import AirflowInstance, KafkaEventSource, with_proxy_jobs
+    from airstream.dagster_consumer.peering.loader import AirflowPeering
+    from devstack.fake_peering_api import FakeAirflowApi
+
+    @asset
+    def orders_table() -> None: ...
+
+    mapped = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [orders_table]}))
+    with instance_for_test():
+        peering = AirflowPeering(
+            airflow_instance=AirflowInstance(
+                name="prod", event_source=KafkaEventSource(bootstrap_servers="127.0.0.1:1", topic="t")
+            ),
+            defs=mapped,
+            rest_api=FakeAirflowApi(),
+        )
+        defs = with_proxy_jobs(build_defs_for_component(peering))
+        job = defs.resolve_job_def(proxy_job_name("etl", "load"))
+        assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {"orders_table"}
+        assert AssetKey(["prod", "dag", "etl"]) in {spec.key for spec in defs.resolve_all_asset_specs()}
