@@ -71,6 +71,12 @@ def explain_connection_failure(config: ListenerConfig, errors: list[BaseExceptio
             f"{where}: the broker's TLS certificate is not trusted by {trusted} ({last}); "
             f"set [{SECTION}] ssl_cafile to the CA that signed the broker's certificate"
         )
+    if "CERTIFICATE_REQUIRED" in text:
+        last = next(r for r in reasons if "CERTIFICATE_REQUIRED" in r.upper())
+        return (
+            f"{where}: the broker asks for a client certificate ({last}); set [{SECTION}] ssl_certfile and "
+            "ssl_keyfile to a certificate the broker trusts and its key"
+        )
     if "WRONG_VERSION_NUMBER" in text or "UNEXPECTED_EOF" in text or "RECORD_LAYER" in text:
         return (
             f"{where}: the TLS handshake failed ({last}); does the broker listen with TLS on that port? "

@@ -300,10 +300,12 @@ def start_secured_broker(
     *,
     tls: bool,
     authentication: bool,
+    client_certificates: bool = False,
     storage: str = "memory://tansu/",
     env: dict[str, str] | None = None,
 ) -> SecuredBroker:
-    """Start Tansu with ``--authentication`` (SASL) and/or behind TLS.
+    """Start Tansu with ``--authentication`` (SASL) and/or behind TLS (with ``client_certificates``,
+    mutual TLS: clients must present a certificate signed by the CA).
 
     This Tansu build cannot serve TLS itself (``--cert`` and ``--key`` refuse to be given
     together), so TLS is terminated by a :class:`~devstack.tls.TlsFront` on loopback that the
@@ -317,7 +319,7 @@ def start_secured_broker(
     port = free_port()
     if tls:
         certificates = make_certificates(work_dir / "tls")
-        front = TlsFront(certificates, ("127.0.0.1", port))
+        front = TlsFront(certificates, ("127.0.0.1", port), client_certificates=client_certificates)
     tansu = TansuProcess(
         binary,
         work_dir,

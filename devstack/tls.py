@@ -24,11 +24,14 @@ __all__ = ["Certificates", "TlsFront", "make_certificates"]
 @dataclass(frozen=True)
 class Certificates:
     """PEM files: a CA, a server certificate it signed (for 127.0.0.1 and localhost) and its key,
-    and a second CA that signed nothing the server presents (an "untrusted" CA for clients)."""
+    a client certificate and key it signed (mutual TLS), and a second CA that signed nothing the
+    server presents (an "untrusted" CA for clients)."""
 
     ca_file: Path
     cert_file: Path
     key_file: Path
+    client_cert_file: Path
+    client_key_file: Path
     other_ca_file: Path
 
 
@@ -62,46 +65,60 @@ def make_certificates(directory: Path) -> Certificates:
 
     ca_key, ca_certificate = ca("airstream test CA")
     _, other_ca_certificate = ca("airstream unrelated CA")
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name("127.0.0.1"))
-        .issuer_name(ca_certificate.subject)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False,
+
+    def signed(common_name: str, key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(common_name))
+            .issuer_name(ca_certificate.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                ),
+                critical=False,
+            )
+            .sign(ca_key, hashes.SHA256())
         )
-        .sign(ca_key, hashes.SHA256())
-    )
+
+    server_key, client_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    server_certificate, client_certificate = signed("127.0.0.1", server_key), signed("airstream-client", client_key)
     pem = serialization.Encoding.PEM
     files = Certificates(
         ca_file=directory / "ca.pem",
         cert_file=directory / "server.pem",
         key_file=directory / "server.key",
+        client_cert_file=directory / "client.pem",
+        client_key_file=directory / "client.key",
         other_ca_file=directory / "other-ca.pem",
     )
     files.ca_file.write_bytes(ca_certificate.public_bytes(pem))
     files.other_ca_file.write_bytes(other_ca_certificate.public_bytes(pem))
     files.cert_file.write_bytes(server_certificate.public_bytes(pem))
-    files.key_file.write_bytes(
-        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    for path, key in ((files.key_file, server_key), (files.client_key_file, client_key)):
+        path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    files.client_cert_file.write_bytes(client_certificate.public_bytes(pem))
     return files
 
 
 class TlsFront:
-    """Accepts TLS on ``127.0.0.1:port`` and forwards each connection's bytes to ``upstream``.
+    """Accepts TLS on ``127.0.0.1:port`` and forwards each connection's bytes to ``upstream``;
+    with ``client_certificates`` it requires a client certificate signed by the CA (mutual TLS).
 
     Threads in this process; :meth:`close` stops accepting and closes every connection.
     """
 
-    def __init__(self, certificates: Certificates, upstream: tuple[str, int], port: int = 0) -> None:
+    def __init__(
+        self, certificates: Certificates, upstream: tuple[str, int], port: int = 0, *, client_certificates: bool = False
+    ) -> None:
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(str(certificates.cert_file), str(certificates.key_file))
+        if client_certificates:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(str(certificates.ca_file))
         self._upstream = upstream
         self._listener = socket.create_server(("127.0.0.1", port))
         self.port: int = self._listener.getsockname()[1]

@@ -81,6 +81,12 @@ def explain(servers: Sequence[str], options: Mapping[str, Any], found: Sequence[
             f"cannot connect to {where}: its TLS certificate is not trusted by {trusted} ({last}). "
             'Set client_options["ssl_cafile"] to the CA that signed the broker\'s certificate.'
         )
+    if "CERTIFICATE_REQUIRED" in text:
+        last = next(r for r in reasons if "CERTIFICATE_REQUIRED" in r.upper())
+        return (
+            f"cannot connect to {where}: the broker asks for a client certificate ({last}). Set "
+            'client_options["ssl_certfile"] and ["ssl_keyfile"] to a certificate the broker trusts and its key.'
+        )
     if "WRONG_VERSION_NUMBER" in text or "UNEXPECTED_EOF" in text:
         return (
             f"cannot connect to {where}: the TLS handshake failed ({last}). Does the broker speak TLS on that "

@@ -261,3 +261,43 @@ def test_this_tansu_build_cannot_serve_tls_or_admit_any_sasl_user(tmp_path: Path
         assert _sasl_handshake(closed.bootstrap_servers, "SCRAM-SHA-512") == ["SCRAM-SHA-512"]
     finally:
         closed.stop()
+
+
+def test_mutual_tls_needs_the_client_certificate_and_flows_with_it(
+    tmp_path: Path, dagster_instance: DagsterInstance, caplog: pytest.LogCaptureFixture
+) -> None:
+    with start_secured_broker(tmp_path / "broker", tls=True, authentication=False, client_certificates=True) as broker:
+        assert broker.certificates is not None
+        files, spool, sent = broker.certificates, tmp_path / "spool", events(4)
+        without = listener(spool, broker, "mtls", ssl_cafile=str(files.ca_file))
+        with caplog.at_level(logging.WARNING):
+            for event in sent:
+                without.publish(event, inline=True)
+        without.close()
+        warnings = delivery_warnings(caplog)
+        assert without.spool.count() == 4 and len(warnings) == 1, warnings
+        assert broker.bootstrap_servers in warnings[0] and "ssl_certfile" in warnings[0], warnings[0]
+
+        client = {"ssl_certfile": str(files.client_cert_file), "ssl_keyfile": str(files.client_key_file)}
+        with_certificate = listener(spool, broker, "mtls", ssl_cafile=str(files.ca_file), **client)
+        try:
+            assert with_certificate.drain(timeout=10, ignore_backoff=True) == 4
+        finally:
+            with_certificate.close()
+
+        options = {"security_protocol": "SSL", "ssl_cafile": str(files.ca_file), **client}
+        defs = etl_observation_defs(INSTANCE, broker.bootstrap_servers, "mtls", client_options=options)
+        driver = SensorDriver(dagster_instance, defs, f"{INSTANCE}__airflow_event_sensor")
+        driver.tick_until_quiet()
+        figures = count_figures([event.event_id for event in sent], driver.recorded_ids())
+        source = KafkaEventSource(
+            bootstrap_servers=broker.bootstrap_servers,
+            topic="mtls",
+            connect_timeout_seconds=3,
+            client_options={"security_protocol": "SSL", "ssl_cafile": str(files.ca_file)},
+        )
+        with pytest.raises(EventSourceUnavailable) as refused:
+            source.read(None)
+    print(f"mutual TLS: listener without a certificate: {warnings[0]}\nconsumer: {refused.value}\n{figures}")
+    assert figures.exactly_once, str(figures)
+    assert 'client_options["ssl_certfile"]' in str(refused.value), str(refused.value)
