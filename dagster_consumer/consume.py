@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Protocol
 
 from dagster import AssetKey
@@ -19,7 +19,13 @@ from dagster import AssetKey
 from airstream.dagster_consumer.late_events import is_late, is_superseded
 from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
 from airstream.dagster_consumer.mappings import AssetMappings
-from airstream.dagster_consumer.sources.base import EventSource, OffsetGap, Position, RejectedMessage
+from airstream.dagster_consumer.sources.base import (
+    EventSource,
+    OffsetGap,
+    Position,
+    RejectedMessage,
+    event_time,
+)
 from airstream.dagster_consumer.translate import AssetEvent, order_for_translation, translate
 from airstream.schemas import DagRunEvent, Event
 
@@ -37,12 +43,6 @@ class EventIds(Protocol):
 # Given an event not in the ids and its translation, the asset keys that already hold it in
 # Dagster (an event older than the horizon, one a dead tick stored): those are not recorded again.
 AlreadyStored = Callable[[Event, list[AssetEvent]], set[AssetKey]]
-
-
-def event_time(event: Event) -> datetime:
-    """When the event happened in Airflow: its end, else its start, else when it was sent (UTC)."""
-    when = event.end_date or event.start_date or event.emitted_at
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from dagster import (
 
 from airstream.dagster_consumer import replayed_ids
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
-from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume, event_time
+from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
 from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.gap_range import GapRange, gap_range
@@ -36,7 +36,7 @@ from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_ob
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds, check_horizon
 from airstream.dagster_consumer.rest.records import AirflowRestApi
-from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable
+from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable, event_time
 from airstream.dagster_consumer.sources.rest import RestEventSource
 from airstream.dagster_consumer.translate import AssetEvent
 

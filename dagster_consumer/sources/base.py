@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from airstream.schemas import Event
@@ -12,6 +12,12 @@ from airstream.schemas import Event
 # A source's own notion of progress (Kafka: partition → next offset), stored in the sensor's cursor.
 # It must be JSON-serialisable.
 Position = dict[str, Any]
+
+
+def event_time(event: Event) -> datetime:
+    """When the event happened in Airflow: its end, else its start, else when it was sent (UTC)."""
+    when = event.end_date or event.start_date or event.emitted_at
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 class EventSourceUnavailable(RuntimeError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from airstream.dagster_consumer.sources.base import (
@@ -25,6 +25,7 @@ from airstream.dagster_consumer.sources.base import (
     OffsetGap,
     Position,
     RejectedMessage,
+    event_time,
 )
 from airstream.dagster_consumer.sources.kafka_errors import connection_failures, explain
 from airstream.schemas import Event, InvalidEvent, UnknownEventType, parse_event
@@ -161,7 +162,7 @@ class KafkaEventSource(EventSource):
                     where = f"{self.topic}[{topic_partition.partition}]@{record.offset}"
                     try:
                         events.append(parse_event(record.value))
-                        when = _event_time(events[-1])
+                        when = event_time(events[-1])
                         key = str(topic_partition.partition)
                         newest_at[key] = max(newest_at.get(key, when), when)
                         if first_after_gap.get(topic_partition.partition, when) is None:
@@ -249,8 +250,3 @@ class KafkaEventSource(EventSource):
             if highwater is None or consumer.position(topic_partition) < highwater:
                 return False
         return True
-
-
-def _event_time(event: Event) -> datetime:
-    when = event.end_date or event.start_date or event.emitted_at
-    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)

@@ -121,7 +121,11 @@ def asset_event(uri: str = "s3://warehouse/orders.parquet", **overrides: Any) ->
 
 
 def make_sensor(source: EventSource, *, webserver_url: str | None = None) -> SensorDefinition:
+    """The sensor with every event on the DAG asset and no state checks: these tests are about the
+    consume step (ordering, duplicates, late events), one record per event makes them visible."""
     defs = build_defs_from_airflow_instance(
+        dag_asset_history="all",
+        airflow_state_checks=False,
         airflow_instance=AirflowInstance(name="prod", event_source=source, webserver_url=webserver_url),
         defs=Definitions(
             assets=[
@@ -306,7 +310,9 @@ def test_evaluate_tick_gives_the_same_result(instance: DagsterInstance) -> None:
 def test_sensor_built_directly_from_mappings(instance: DagsterInstance) -> None:
     sensor_def = build_airflow_event_sensor(
         airflow_instance=AirflowInstance(name="prod", event_source=ListEventSource([task_event()])),
-        mappings=AssetMappings(by_task={("etl", "load"): [AssetKey("other")]}),
+        mappings=AssetMappings(
+            by_task={("etl", "load"): [AssetKey("other")]}, dag_asset_history="all", state_checks=False
+        ),
         deduplication_window=5,
     )
     result = tick(sensor_def, None, instance)

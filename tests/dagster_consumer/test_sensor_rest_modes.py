@@ -30,7 +30,8 @@ from devstack.dagster import tick_with_log
 from devstack.fake_rest import T0, FakeRestApi, run_record, ti_record
 
 WAREHOUSE = AssetKey("warehouse")
-MAPPINGS = AssetMappings(by_task={("etl", "load"): [WAREHOUSE]})
+# Every event on the DAG asset, no state checks: one record per event, what these tests count.
+MAPPINGS = AssetMappings(by_task={("etl", "load"): [WAREHOUSE]}, dag_asset_history="all", state_checks=False)
 
 
 class ListEventSource(EventSource):
@@ -183,6 +184,7 @@ def listener_like_events(api: FakeRestApi) -> list[Event]:
 
 
 def gap_repair_sensor(kafka: EventSource, api: FakeRestApi, **options: Any) -> SensorDefinition:
+    options.setdefault("health_interval", None)  # no heartbeats among the asset events these tests count
     return build_airflow_event_sensor(
         airflow_instance=AirflowInstance(name="prod", event_source=kafka),
         mappings=MAPPINGS,
