@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,19 @@ def _kafka_answers(bootstrap_servers: str, timeout: float) -> None:
         admin.list_topics()
     finally:
         admin.close()
+
+
+def _answers_api_versions(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether a Kafka-protocol broker answers an ApiVersions (v0) request there (no login needed)."""
+    correlation = 7
+    request = struct.pack(">hhih", 18, 0, correlation, 8) + b"devstack"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            answer = sock.recv(8)
+    except OSError:
+        return False
+    return len(answer) == 8 and struct.unpack(">ii", answer)[1] == correlation
 
 
 def _tcp_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -239,7 +253,9 @@ class TansuProcess:
                 return False
             if not self.authentication and self.advertised == self.bootstrap_servers:
                 _kafka_answers(self.bootstrap_servers, timeout=1.0)
-            return True
+                return True
+            # Clients must log in, or reach it through a TLS front: a bare ApiVersions answers first.
+            return _answers_api_versions("127.0.0.1", self.port)
 
         try:
             process.wait_until(ready, timeout=15.0, what=f"an answer on {self.bootstrap_servers}")
