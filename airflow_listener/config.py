@@ -24,6 +24,10 @@ ssl_certfile           (none)                      client certificate (mutual TL
 ssl_keyfile            (none)                      client key (mutual TLS)
 =====================  ==========================  ==============================================
 
+The ``ssl_*`` options need ``security_protocol`` SSL or SASL_SSL, the ``sasl_*`` ones SASL_PLAINTEXT or
+SASL_SSL (and then all three): a configuration that sets options its protocol would silently ignore
+is refused, naming them.
+
 When the spool holds ``max_spool_events`` events (the broker has been away long enough for that),
 new events are not written: each one is logged at ERROR in the Airflow log (the task's log for a
 task event) and counted in ``SPOOL_DIR/.dropped`` (the count, the last event and why), which
@@ -104,6 +108,18 @@ class ListenerConfig:
         if self.security_protocol not in _SECURITY_PROTOCOLS:
             raise ListenerConfigError(
                 f"[{SECTION}] security_protocol={self.security_protocol!r} is not one of {sorted(_SECURITY_PROTOCOLS)}"
+            )
+        tls_files = [name for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, name)]
+        if tls_files and not self.security_protocol.endswith("SSL"):
+            raise ListenerConfigError(
+                f"[{SECTION}] {', '.join(tls_files)} set, but security_protocol={self.security_protocol} does not use "
+                "TLS: set security_protocol to SSL (or SASL_SSL), or remove them"
+            )
+        sasl_options = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, name)]
+        if sasl_options and not self.security_protocol.startswith("SASL_"):
+            raise ListenerConfigError(
+                f"[{SECTION}] {', '.join(sasl_options)} set, but security_protocol={self.security_protocol} does not "
+                "log in: set security_protocol to SASL_SSL (or SASL_PLAINTEXT), or remove them"
             )
         if self.security_protocol.startswith("SASL_"):
             if self.sasl_mechanism not in _SASL_MECHANISMS:

@@ -144,6 +144,30 @@ def test_kafka_client_options_maps_sasl_and_ssl_names() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"ssl_cafile": "/etc/ca.pem"}, ["ssl_cafile", "security_protocol=PLAINTEXT", "SSL"]),
+        (
+            {
+                "security_protocol": "SASL_PLAINTEXT",
+                "ssl_cafile": "/etc/ca.pem",
+                "sasl_mechanism": "PLAIN",
+                "sasl_username": "a",
+                "sasl_password": "b",
+            },
+            ["ssl_cafile", "SASL_SSL"],
+        ),
+        ({"security_protocol": "SSL", "sasl_username": "a", "sasl_password": "secret-1"}, ["sasl_username", "SASL_"]),
+    ],
+)
+def test_tls_or_sasl_options_the_protocol_would_ignore_are_refused(options: dict[str, str], words: list[str]) -> None:
+    with pytest.raises(ListenerConfigError) as refused:
+        build(**options)
+    assert all(word in str(refused.value) for word in words), str(refused.value)
+    assert "secret-1" not in str(refused.value)
+
+
 def test_password_is_not_in_repr() -> None:
     config = build(
         security_protocol="SASL_PLAINTEXT",
