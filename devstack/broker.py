@@ -13,7 +13,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -356,16 +356,25 @@ def start_secured_broker(
     return SecuredBroker(address, protocol, tansu, certificates, front)
 
 
-def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Any]:
-    """Every record on ``topic`` (assign + seek to the beginning), waiting for at least ``expected``."""
+@contextlib.contextmanager
+def _from_the_beginning(bootstrap_servers: str, topic: str) -> Iterator[tuple[Any, list[Any]]]:
+    """A consumer assigned every partition of ``topic`` at its beginning, and the partitions."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, partition) for partition in partitions])
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
         consumer.seek_to_beginning()
-        records: list[Any] = []
+        yield consumer, partitions
+    finally:
+        consumer.close()
+
+
+def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: float = 20.0) -> list[Any]:
+    """Every record on ``topic`` (assign + seek to the beginning), waiting for at least ``expected``."""
+    records: list[Any] = []
+    with _from_the_beginning(bootstrap_servers, topic) as (consumer, _):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=300).values():
@@ -375,22 +384,14 @@ def read_topic(bootstrap_servers: str, topic: str, *, expected: int, timeout: fl
                 for batch in consumer.poll(timeout_ms=500).values():
                     records.extend(batch)
                 break
-        return records
-    finally:
-        consumer.close()
+    return records
 
 
 def read_all(bootstrap_servers: str, topic: str, *, timeout: float = 20.0) -> list[Any]:
     """Every record on ``topic`` now: read from the beginning until each partition's position
     reaches the high watermark its fetches report (``end_offsets`` is wrong on some brokers)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning()
-        records: list[Any] = []
+    records: list[Any] = []
+    with _from_the_beginning(bootstrap_servers, topic) as (consumer, partitions):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=300).values():
@@ -398,9 +399,7 @@ def read_all(bootstrap_servers: str, topic: str, *, timeout: float = 20.0) -> li
             marks = [(consumer.highwater(tp), consumer.position(tp)) for tp in partitions]
             if all(high is not None and position >= high for high, position in marks):
                 return records
-        raise StackError(f"could not read {topic!r} to its end within {timeout:g} s")
-    finally:
-        consumer.close()
+    raise StackError(f"could not read {topic!r} to its end within {timeout:g} s")
 
 
 def publish(bootstrap_servers: str, topic: str, messages: Sequence[Event | bytes | None], *, raw_key: bytes) -> None:

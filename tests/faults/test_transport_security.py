@@ -188,6 +188,12 @@ def _sasl_handshake(address: str, mechanism: str) -> list[str] | None:
     return mechanisms
 
 
+def create_user(binary: str, broker: TansuProcess, name: str, password: str) -> subprocess.CompletedProcess[str]:
+    """``tansu user create`` against ``broker`` (SCRAM-SHA-512)."""
+    argv = [binary, "user", "create", "--broker", f"tcp://{broker.bootstrap_servers}", name, password]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+
+
 def test_this_tansu_build_cannot_serve_tls_or_admit_any_sasl_user(tmp_path: Path, s3_server: S3Server) -> None:
     """What TLS and SASL need that Tansu 0.6.0 lacks. If a newer build passes one of these, the
     tests above can run the real thing: start Tansu with --cert/--key, or create a SCRAM user."""
@@ -219,13 +225,7 @@ def test_this_tansu_build_cannot_serve_tls_or_admit_any_sasl_user(tmp_path: Path
     (tmp_path / "open").mkdir()
     open_broker.start()
     try:
-        created = subprocess.run(
-            [binary, "user", "create", "--broker", f"tcp://{open_broker.bootstrap_servers}", "airflow", SECRET],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        created = create_user(binary, open_broker, "airflow", SECRET)
         assert created.returncode == 0, created.stderr
         assert not [
             key for key in s3_server.object_keys(storage[5:-1]) if "user" in key.lower() or "scram" in key.lower()
@@ -248,13 +248,7 @@ def test_this_tansu_build_cannot_serve_tls_or_admit_any_sasl_user(tmp_path: Path
                 bootstrap_timeout_ms=3000,
             )
         # ... and refuses to create a user before a login, which no user can make.
-        refused = subprocess.run(
-            [binary, "user", "create", "--broker", f"tcp://{closed.bootstrap_servers}", "airflow", SECRET],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        refused = create_user(binary, closed, "airflow", SECRET)
         assert refused.returncode != 0, refused.stdout
         # 3. PLAIN is not offered at all: the broker hangs up on the handshake; SCRAM is.
         assert _sasl_handshake(closed.bootstrap_servers, "PLAIN") is None
