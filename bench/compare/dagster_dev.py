@@ -46,10 +46,21 @@ def prepare_home(home: Path, storage_url: str | None) -> Path:
     return home
 
 
+def workspace_yaml(observers: dict[str, Any]) -> str:
+    """One code location per observer: attribute ``observer_<n>`` of :data:`DEFINITIONS`, named after it."""
+    names = [observer["name"] for observer in [*observers.get("airstream", []), *observers.get("airlift", [])]]
+    entries = "".join(
+        f"  - python_file:\n      relative_path: {DEFINITIONS}\n      attribute: observer_{index}\n"
+        f"      location_name: {name}\n"
+        for index, name in enumerate(names)
+    )
+    return f"load_from:\n{entries}"
+
+
 def start_bench_dagster(
     home: Path, observers: dict[str, Any], *, log_dir: Path, timeout: float = 180
 ) -> tuple[ManagedProcess, str]:
-    """Start ``dagster dev`` on :data:`DEFINITIONS` with ``observers`` (see :mod:`bench.compare.definitions`)
+    """Start ``dagster dev`` with a code location per observer of ``observers`` (see :mod:`bench.compare.definitions`)
     and its instance in ``home`` (prepared by :func:`prepare_home`); returns the process and its URL."""
     tmp = home / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
@@ -61,9 +72,11 @@ def start_bench_dagster(
         "TMPDIR": str(tmp),
         "BENCH_OBSERVERS": json.dumps(observers),
     }
+    workspace = home / "workspace.yaml"
+    workspace.write_text(workspace_yaml(observers))
     process = ManagedProcess.start(
         "dagster dev",
-        [dagster_executable(), "dev", "-f", str(DEFINITIONS), "-h", "127.0.0.1", "-p", str(port)],
+        [dagster_executable(), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
         env=env,
         cwd=home,
         log_path=log_dir / f"dagster-dev-{port}.log",

@@ -1,15 +1,16 @@
-"""The benchmark's Dagster code location: airstream's sensor and Airlift's polling sensors, side by side.
+"""The benchmark's Dagster code locations: airstream's sensor and Airlift's polling sensors, side by side.
 
-``dagster dev -f`` loads this file; ``$BENCH_OBSERVERS`` (JSON, written by
-:func:`bench.compare.dagster_dev.observers_env`) says what to observe::
+``dagster dev -w`` loads this file once per observer (:func:`bench.compare.dagster_dev.workspace_yaml`),
+each time the attribute ``observer_<n>`` (lazy definitions); ``$BENCH_OBSERVERS`` (JSON) says
+what to observe::
 
-    {"airstream": [{"name": "af2", "bootstrap_servers": "127.0.0.1:9092", "topic": "t", "dag_asset_history": "runs"}],
-     "airlift": [{"name": "airlift30", "url": "http://127.0.0.1:8081", "interval": 30}],
+    {"airstream": [{"name": "af2", "bootstrap_servers": "127.0.0.1:9092", "topic": "t"}],
+     "airlift": [{"name": "airlift_default", "url": "http://127.0.0.1:8081", "interval": 30}],
      "mapped_tasks": {"bench_0000": ["work"], "bench_failing": ["extract", "load"]}}
 
-Every observer maps each task of ``mapped_tasks`` to ``[name, "task", dag_id, task_id]``; DAG runs
-land on ``[name, "dag", dag_id]`` (airstream's ``dag_asset_history``, default ``"runs"``, may ask
-for every event there too). Distinct names keep the observers' keys apart.
+Every observer maps each task of ``mapped_tasks`` to ``[name, "task", dag_id, task_id]``; DAG
+runs land on ``[name, "dag", dag_id]`` (an airstream observer's ``dag_asset_history``, default
+``"runs"``, may ask for every event there). Distinct names keep the observers' keys apart.
 This is the only module of the repository that imports ``dagster_airlift``.
 """
 
@@ -19,7 +20,7 @@ import json
 import os
 from typing import Any
 
-from dagster import AssetKey, AssetSpec, Definitions
+from dagster import AssetKey, AssetSpec, Definitions, definitions
 from dagster_airlift.core import AirflowBasicAuthBackend, assets_with_task_mappings
 from dagster_airlift.core import AirflowInstance as AirliftInstance
 from dagster_airlift.core import build_defs_from_airflow_instance as airlift_defs
@@ -71,11 +72,31 @@ def _airlift(observer: dict[str, Any], mapped_tasks: dict[str, list[str]]) -> De
     )
 
 
-def build_bench_defs(config: dict[str, Any]) -> Definitions:
-    """The merged definitions of every observer ``config`` names."""
-    parts = [_airstream(observer, config.get("mapped_tasks", {})) for observer in config.get("airstream", [])]
-    parts += [_airlift(observer, config.get("mapped_tasks", {})) for observer in config.get("airlift", [])]
-    return Definitions.merge(*parts)
+def observer_names(config: dict[str, Any]) -> list[str]:
+    """The observers ``config`` names, in the order of their attributes ``observer_0``, ``observer_1``, ..."""
+    return [observer["name"] for observer in [*config.get("airstream", []), *config.get("airlift", [])]]
 
 
-defs = build_bench_defs(json.loads(os.environ.get("BENCH_OBSERVERS", "{}")))
+def build_observer_defs(config: dict[str, Any], index: int) -> Definitions:
+    """The definitions of the ``index``-th observer of ``config`` (see :func:`observer_names`)."""
+    mapped_tasks = config.get("mapped_tasks", {})
+    airstream = config.get("airstream", [])
+    if index < len(airstream):
+        return _airstream(airstream[index], mapped_tasks)
+    return _airlift(config.get("airlift", [])[index - len(airstream)], mapped_tasks)
+
+
+def _lazy(config: dict[str, Any], index: int) -> Any:
+    @definitions
+    def observer() -> Definitions:
+        return build_observer_defs(config, index)
+
+    return observer
+
+
+# One code location per observer (``dagster dev -w``, see bench.compare.dagster_dev): Airlift's sensor
+# records every Airlift-mapped asset of its code location, whichever instance it belongs to, so two
+# Airlift instances in one location would record each other's runs.
+_CONFIG = json.loads(os.environ.get("BENCH_OBSERVERS", "{}"))
+for _index in range(len(observer_names(_CONFIG))):
+    globals()[f"observer_{_index}"] = _lazy(_CONFIG, _index)
