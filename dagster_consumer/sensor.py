@@ -164,14 +164,7 @@ def build_airflow_event_sensor(
         )
         lookup = _event_log_ids(context.instance)
         lookup.new_batch()
-        taken, cleaned = cursor.replayed
-        if cleaned < taken:  # taken by a committed tick: give their space back
-            replayed_ids.blank(context.instance, airflow_instance.name, cleaned, taken)
-        replayed_count, replayed = replayed_ids.take(context.instance, airflow_instance.name, taken)
-        if replayed_count > taken:
-            new = ids.take_recorded(replayed)
-            context.log.info(f"airstream: took {new} new id(s) of events `airstream replay` recorded")
-        cursor.replayed = [replayed_count, taken]
+        _take_replayed(context, airflow_instance.name, cursor, ids)
 
         def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
             keys = {asset_event.asset_key for asset_event in translated}
@@ -199,18 +192,7 @@ def build_airflow_event_sensor(
                 errors.append(f"{outcome.source}: events lost to the topic: {gap.describe()}")
                 context.log.error(f"airstream: {gap.describe()}")
                 if rest is not None and interval:
-                    state = dict(cursor.rest or {})
-                    state["position"] = (
-                        rest.position_covering(state.get("position"), gap.since)
-                        if gap.since
-                        else (state.get("position"))
-                    )
-                    state.pop("swept_at", None)  # a sweep is due now
-                    cursor.rest = state
-                    context.log.error(
-                        f"airstream: a gap-repair sweep from {rest.describe()} is due now, "
-                        f"covering {gap.describe_times()}"
-                    )
+                    _hand_gap_to_rest(context, gap, rest, cursor)
             for partition, newest in outcome.newest_at.items():
                 cursor.times[partition] = max(cursor.times.get(partition, 0), int(newest.timestamp()))
         if rest is not None:
@@ -254,6 +236,35 @@ def build_airflow_event_sensor(
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 
     return airflow_event_sensor
+
+
+def _take_replayed(
+    context: SensorEvaluationContext, instance_name: str, cursor: SensorCursor, ids: RecordedIds
+) -> None:
+    """Count the ids ``airstream replay`` handed over since the last tick as recorded; give back
+    the space of the entries a committed tick took."""
+    taken, cleaned = cursor.replayed
+    if cleaned < taken:
+        replayed_ids.blank(context.instance, instance_name, cleaned, taken)
+    count, replayed = replayed_ids.take(context.instance, instance_name, taken)
+    if count > taken:
+        new = ids.take_recorded(replayed)
+        context.log.info(f"airstream: took {new} new id(s) of events `airstream replay` recorded")
+    cursor.replayed = [count, taken]
+
+
+def _hand_gap_to_rest(
+    context: SensorEvaluationContext, gap: GapRange, rest: RestEventSource, cursor: SensorCursor
+) -> None:
+    """Make a gap-repair sweep due now, reading from the start of the gap's time range."""
+    state = dict(cursor.rest or {})
+    if gap.since is not None:
+        state["position"] = rest.position_covering(state.get("position"), gap.since)
+    state.pop("swept_at", None)
+    cursor.rest = state
+    context.log.error(
+        f"airstream: a gap-repair sweep from {rest.describe()} is due now, covering {gap.describe_times()}"
+    )
 
 
 def _gap_repair(
