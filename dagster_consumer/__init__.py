@@ -36,7 +36,7 @@ from airstream.dagster_consumer.peering.component import AirflowInstanceComponen
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, PeeringRefresh, refresh_airflow_peering
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot, fetch_peering_snapshot
-from airstream.dagster_consumer.proxy_jobs import build_proxy_job_defs, with_proxy_jobs
+from airstream.dagster_consumer.proxy_jobs import build_proxy_job_defs
 from airstream.dagster_consumer.rest import (
     AirflowApiError,
     AirflowApiVersionError,
@@ -105,5 +105,4 @@ __all__ = [
     "partition_for_logical_date",
     "refresh_airflow_peering",
     "translate",
-    "with_proxy_jobs",
 ]

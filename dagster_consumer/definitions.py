@@ -13,6 +13,7 @@ from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, Da
 from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, rest_api_of
+from airstream.dagster_consumer.proxy_jobs import with_proxy_jobs_of
 
 
 def build_defs_from_airflow_instance(
@@ -47,6 +48,10 @@ def build_defs_from_airflow_instance(
     is fetched is kept in the Dagster instance (see :mod:`airstream.dagster_consumer.peering`):
     loading the code location again does not call Airflow until a refresh
     (``airstream peering refresh``).
+
+    Migration: for every task (and DAG) that ``defs`` maps executable assets to (``@asset``, not
+    ``AssetSpec``), a job ``airstream_proxy__<name>__<dag>[__<task>]`` that materializes them
+    (see :mod:`airstream.dagster_consumer.proxy_jobs`): the job a proxied Airflow task launches.
 
     Args:
         airflow_asset_keys: Airflow asset URI → Dagster asset key, for the Airflow assets you
@@ -87,7 +92,7 @@ def build_defs_from_airflow_instance(
                 f"airflow_filter selects the DAGs peering fetches over REST, but Airflow instance "
                 f"{airflow_instance.name!r} has no REST access: give it an auth_backend, or drop airflow_filter"
             )
-        return build_observation_defs(
+        observed = build_observation_defs(
             airflow_instance=airflow_instance,
             defs=defs,
             airflow_asset_keys=keys,
@@ -97,6 +102,7 @@ def build_defs_from_airflow_instance(
             dag_asset_history=dag_asset_history,
             state_checks=airflow_state_checks,
         )
+        return with_proxy_jobs_of(observed, defs, airflow_instance.name)
     peering = AirflowPeering(
         airflow_instance=airflow_instance,
         defs=defs or Definitions(),

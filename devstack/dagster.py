@@ -31,10 +31,15 @@ def start_dagster(
     definitions: Path = EXAMPLE_DEFINITIONS,
     port: int | None = None,
     timeout: float = 90,
+    instance_config: str = "",
 ) -> tuple[ManagedProcess, str]:
-    """Start ``dagster dev`` with its instance in ``home``; returns the process and the UI's URL."""
+    """Start ``dagster dev`` with its instance in ``home``; returns the process and the UI's URL.
+
+    ``instance_config`` is YAML appended to the generated ``dagster.yaml``, e.g.
+    ``"run_retries:\\n  enabled: true\\n"`` for Dagster's run retries.
+    """
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + instance_config)
     tmp = home / "tmp"
     tmp.mkdir(exist_ok=True)
     port = port or free_port()

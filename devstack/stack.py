@@ -42,12 +42,15 @@ def local_stack(
     dags_folder: Path = EXAMPLE_DAGS,
     expected_dags: int = len(EXAMPLE_DAG_IDS),
     dagster_env: Mapping[str, str] | None = None,
+    dagster_instance_config: str = "",
 ) -> Iterator[LocalStack]:
     """Start everything under ``work_dir``; stop every process on exit, in reverse order.
 
     Airflow parses ``dags_folder`` and the stack is ready once ``expected_dags`` DAGs are parsed.
     ``dagster_env`` adds environment variables for the Dagster code location, e.g.
     ``{"AIRSTREAM_DAG_ASSET_HISTORY": "all"}`` for :mod:`devstack.example_definitions`.
+    ``dagster_instance_config`` is YAML appended to the Dagster instance's ``dagster.yaml``
+    (see :func:`devstack.dagster.start_dagster`).
     """
     started = time.monotonic()
     logs = work_dir / "logs"
@@ -75,6 +78,7 @@ def local_stack(
             log_dir=logs,
             definitions=definitions,
             port=dagster_port,
+            instance_config=dagster_instance_config,
         )
         stack.enter_context(dagster)
         yield LocalStack(

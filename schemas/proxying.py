@@ -11,8 +11,10 @@ A DAG proxied as a whole holds one task, :data:`DAG_PROXY_TASK_ID`; a DAG run wh
 exactly that one is a run Dagster executed.
 
 The Dagster side defines one asset job per mapped task and per mapped DAG, named by
-:func:`proxy_job_name`; the proxy operator launches that job, so it never lists every asset of
-the deployment to find a task's assets.
+:func:`proxy_job_name` after the Airflow instance (``AirflowInstance(name=...)`` on the Dagster
+side, ``[airstream] instance_name`` on the Airflow side), the DAG and the task; the proxy operator
+launches that job, so it never lists every asset of the deployment to find a task's assets, and
+two Airflow instances with the same DAG and task ids (federation) get distinct jobs.
 """
 
 from __future__ import annotations
@@ -29,21 +31,23 @@ _JOB_PREFIX = "airstream_proxy__"
 _NOT_IN_JOB_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
-def proxy_job_name(dag_id: str, task_id: str | None = None) -> str:
+def proxy_job_name(instance_name: str, dag_id: str, task_id: str | None = None) -> str:
     """The Dagster job that materializes the assets mapped to an Airflow task (or, without
-    ``task_id``, to a whole DAG). Ids with characters a job name cannot hold get a short hash,
-    so two ids never share a name.
+    ``task_id``, to a whole DAG) of the Airflow instance ``instance_name``.
+
+    Ids with characters a job name cannot hold, or with ``__`` (the separator), get a short hash
+    of the three ids, so two different (instance, DAG, task) never share a name.
 
     Example::
 
-        proxy_job_name("etl", "load")          # "airstream_proxy__etl__load"
-        proxy_job_name("etl")                  # "airstream_proxy__etl"
-        proxy_job_name("etl", "group.load")    # "airstream_proxy__etl__group_load__<8 hex digits>"
+        proxy_job_name("prod", "etl", "load")          # "airstream_proxy__prod__etl__load"
+        proxy_job_name("prod", "etl")                  # "airstream_proxy__prod__etl"
+        proxy_job_name("prod", "etl", "group.load")    # "airstream_proxy__prod__etl__group_load__<8 hex digits>"
     """
-    parts = [dag_id] if task_id is None else [dag_id, task_id]
+    parts = [instance_name, dag_id] if task_id is None else [instance_name, dag_id, task_id]
     cleaned = [_NOT_IN_JOB_NAME.sub("_", part) for part in parts]
     name = _JOB_PREFIX + "__".join(cleaned)
-    if cleaned != parts:
+    if cleaned != parts or any("__" in part for part in parts):
         digest = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:8]
         name += f"__{digest}"
     return name

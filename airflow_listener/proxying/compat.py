@@ -6,6 +6,9 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from airstream.airflow_listener.config import SECTION, ListenerConfig
+from airstream.schemas import InvalidInstanceName, validate_instance_name
+
 try:  # Airflow 3: the Task SDK
     from airflow.sdk import BaseOperator, Variable
 except ImportError:  # Airflow 2.10+
@@ -21,6 +24,26 @@ def get_variable(name: str) -> str | None:
     return None if value is None else str(value)
 
 
+def airstream_instance_name() -> str:
+    """The name this Airflow has in airstream: ``[airstream] instance_name`` (or
+    ``AIRFLOW__AIRSTREAM__INSTANCE_NAME``), the listener's default (``airflow``) when unset.
+
+    Dagster names its proxy jobs after it (``AirflowInstance(name=...)`` must be the same), so an
+    invalid name is a ``ValueError`` that names the option, raised while the DAG file imports.
+    """
+    try:
+        from airflow.configuration import conf
+
+        raw = conf.get(SECTION, "instance_name", fallback=None)
+    except ImportError:  # no Airflow configuration to read (a plain script)
+        raw = None
+    name = str(raw or "").strip() or ListenerConfig.instance_name
+    try:
+        return validate_instance_name(name)
+    except InvalidInstanceName as error:
+        raise ValueError(f"[{SECTION}] instance_name: {error}") from None
+
+
 def dags_registered_by(global_vars: Mapping[str, Any]) -> list[Any]:
     """The DAGs a ``with DAG(...):`` block of the module owning ``global_vars`` registered, even
     when no variable holds them (Airflow keeps them in ``DagContext.autoregistered_dags``)."""
@@ -34,4 +57,4 @@ def dags_registered_by(global_vars: Mapping[str, Any]) -> list[Any]:
     return []
 
 
-__all__ = ["BaseOperator", "Variable", "dags_registered_by", "get_variable"]
+__all__ = ["BaseOperator", "Variable", "airstream_instance_name", "dags_registered_by", "get_variable"]

@@ -7,7 +7,7 @@ a failed run, and terminating a run. Only ``requests``; no Dagster import on the
 Example::
 
     client = DagsterGraphQLClient("http://dagster:3000", requests.Session())
-    job = client.find_job("airstream_proxy__etl__load")
+    job = client.find_job("airstream_proxy__prod__etl__load")
     run_id = client.launch_run(job, tags={"airstream/dag_id": "etl"})
     client.run_status(run_id)   # RunStatus(status="STARTED", tags={...})
 """
@@ -178,8 +178,9 @@ class DagsterGraphQLClient:
             problems = self._location_problems()
             raise DagsterProxyError(
                 f"no Dagster code location at {self.url} defines the job {job_name!r}: map executable @asset "
-                f"definitions to this task (assets_with_task_mappings / assets_with_dag_mappings) and add the "
-                f"proxy jobs (with_proxy_jobs), then reload the code location"
+                f"definitions to this task (assets_with_task_mappings / assets_with_dag_mappings) in "
+                f"build_defs_from_airflow_instance, whose AirflowInstance(name=...) must be this Airflow's "
+                f"[airstream] instance_name (the job's second part), then reload the code location"
                 + (f". Code locations not loaded: {problems}" if problems else "")
             )
         if len(homes) > 1:

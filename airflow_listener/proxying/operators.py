@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from airstream.airflow_listener.proxying.compat import BaseOperator, get_variable
+from airstream.airflow_listener.proxying.compat import BaseOperator, airstream_instance_name, get_variable
 from airstream.airflow_listener.proxying.dagster_client import (
     PARTITION_TAG,
     WILL_RETRY_TAG,
@@ -91,6 +91,10 @@ class BaseDagsterProxyOperator(BaseOperator):
     """
 
     proxy_marker: ClassVar[str] = PROXIED_TASK_OPERATOR
+    # The name Dagster knows this Airflow by (``AirflowInstance(name=...)``), which names the proxy
+    # jobs; ``None``: the listener's ``[airstream] instance_name``. Set it in a subclass for a
+    # Dagster that names this Airflow otherwise (e.g. one that observes it over REST only).
+    airflow_instance_name: ClassVar[str | None] = None
     ui_color = "#4f43dd"
     ui_fgcolor = "#ffffff"
 
@@ -125,6 +129,12 @@ class BaseDagsterProxyOperator(BaseOperator):
         # Airflow 2 serializes the task type from `_task_type` (Airflow 3 from `task_type`); the task
         # instance's `operator` column, which REST v1 returns, comes from the serialized task type.
         return self.proxy_marker
+
+    @classmethod
+    def instance_name(cls) -> str:
+        """The Airflow instance name the proxy jobs are named after: :attr:`airflow_instance_name`,
+        else ``[airstream] instance_name`` (default ``airflow``)."""
+        return cls.airflow_instance_name or airstream_instance_name()
 
     def get_dagster_session(self, context: Any) -> requests.Session:
         """The HTTP session for Dagster's GraphQL API; override to add auth headers."""
@@ -213,6 +223,14 @@ class BaseDagsterProxyOperator(BaseOperator):
 
     def _retry(self, client: DagsterGraphQLClient, failed: RunStatus) -> RunStatus | None:
         """The retry Dagster launches for ``failed``, when the run says it will retry."""
+        if WILL_RETRY_TAG not in failed.tags:
+            # Dagster stores a run's failure, then tags it `dagster/will_retry` (when run retries are
+            # enabled): a poll between the two sees no tag yet. Look once more before deciding.
+            time.sleep(self.poll_interval)
+            try:
+                failed = client.run_status(failed.run_id)
+            except DagsterUnreachable as error:
+                self.log.warning("Dagster did not answer about run %s: %s", failed.run_id, error)
         if failed.tags.get(WILL_RETRY_TAG, "").lower() != "true":
             return None
         deadline = time.monotonic() + self.retry_grace
@@ -244,7 +262,8 @@ class BaseProxyTaskToDagsterOperator(BaseDagsterProxyOperator):
 
             proxy = DefaultProxyTaskToDagsterOperator.build_from_task(dag.get_task("load"))
         """
-        return cls(dagster_job_name=proxy_job_name(task.dag_id, task.task_id), **copied_task_arguments(task))
+        job = proxy_job_name(cls.instance_name(), task.dag_id, task.task_id)
+        return cls(dagster_job_name=job, **copied_task_arguments(task))
 
 
 class BaseProxyDAGToDagsterOperator(BaseDagsterProxyOperator):
@@ -260,7 +279,7 @@ class BaseProxyDAGToDagsterOperator(BaseDagsterProxyOperator):
 
             proxy = DefaultProxyDAGToDagsterOperator.build_from_dag(dag)
         """
-        return cls(task_id=DAG_PROXY_TASK_ID, dagster_job_name=proxy_job_name(dag.dag_id))
+        return cls(task_id=DAG_PROXY_TASK_ID, dagster_job_name=proxy_job_name(cls.instance_name(), dag.dag_id))
 
 
 class DefaultProxyTaskToDagsterOperator(BaseProxyTaskToDagsterOperator):

@@ -46,6 +46,7 @@ from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering import dagster_state
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.snapshot import InvalidPeeringSnapshot, PeeringSnapshot, fetch_peering_snapshot
+from airstream.dagster_consumer.proxy_jobs import with_proxy_jobs_of
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 
 logger = logging.getLogger("airstream.peering")
@@ -184,6 +185,7 @@ class PeeringComponent(StateBackedComponent):
             dag_asset_history=settings.dag_asset_history,
             state_checks=settings.state_checks,
         )
+        defs = with_proxy_jobs_of(defs, settings.defs, settings.airflow_instance.name)  # migration's jobs
         if not settings.refresh_job:
             return defs
         return Definitions.merge(defs, Definitions(jobs=[self._refresh_job(settings.airflow_instance.name)]))

@@ -57,21 +57,28 @@ def proxy_dags(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def parse_dags(tmp_path: Path) -> Callable[..., dict[str, Any]]:
-    """``parse_dags(folder, python=...)``: what Airflow's DagBag makes of a folder (tasks per DAG, import errors)."""
+    """``parse_dags(folder, python=..., env=...)``: what Airflow's DagBag makes of a folder (tasks per DAG,
+    import errors); ``env`` adds environment variables (Airflow options) to the parsing process."""
 
-    def parse(folder: Path, python: str = sys.executable) -> dict[str, Any]:
+    def parse(folder: Path, python: str = sys.executable, env: dict[str, str] | None = None) -> dict[str, Any]:
         home = tmp_path / "airflow-home"
         home.mkdir(exist_ok=True)
-        env = {
+        process_env = {
             **inherited_env(),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(folder),
             "AIRFLOW__AIRSTREAM__ENABLED": "False",
+            **(env or {}),
         }
-        env.pop("PYTHONPATH", None)
+        process_env.pop("PYTHONPATH", None)
         result = subprocess.run(
-            [python, "-c", _PARSE, str(folder)], env=env, capture_output=True, text=True, timeout=180, check=False
+            [python, "-c", _PARSE, str(folder)],
+            env=process_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-4000:]
         parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])

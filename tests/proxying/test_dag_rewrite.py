@@ -23,14 +23,27 @@ def test_proxied_tasks_keep_their_id_dependencies_and_retries(proxy_dags: Path, 
     assert load["upstream"] == ["extract"] and etl["extract"]["downstream"] == ["daily_report", "flaky", "load"]
     assert (load["retries"], load["retry_delay"], load["on_failure_callback"]) == (2, 1.0, True)
     assert etl["flaky"]["retries"] == 1
-    assert load["job"] == "airstream_proxy__proxy_etl__load"
+    assert load["job"] == "airstream_proxy__airflow__proxy_etl__load"  # the default instance name
 
 
 def test_a_dag_proxied_as_a_whole_holds_one_task(proxy_dags: Path, parse_dags: Parse) -> None:
     whole = parse_dags(proxy_dags)["dags"]["proxy_whole"]
     assert list(whole) == [DAG_PROXY_TASK_ID]
     assert whole[DAG_PROXY_TASK_ID]["task_type"] == PROXIED_DAG_OPERATOR
-    assert whole[DAG_PROXY_TASK_ID]["job"] == "airstream_proxy__proxy_whole"
+    assert whole[DAG_PROXY_TASK_ID]["job"] == "airstream_proxy__airflow__proxy_whole"
+
+
+def test_the_proxy_jobs_are_named_after_the_configured_instance(proxy_dags: Path, parse_dags: Parse) -> None:
+    parsed = parse_dags(proxy_dags, env={"AIRFLOW__AIRSTREAM__INSTANCE_NAME": "prod_eu"})
+    assert parsed["dags"]["proxy_etl"]["load"]["job"] == "airstream_proxy__prod_eu__proxy_etl__load"
+    assert parsed["dags"]["proxy_whole"][DAG_PROXY_TASK_ID]["job"] == "airstream_proxy__prod_eu__proxy_whole"
+
+    invalid = parse_dags(proxy_dags, env={"AIRFLOW__AIRSTREAM__INSTANCE_NAME": "prod-eu"})
+    assert "proxy_etl" not in invalid["dags"]
+    assert (
+        "[airstream] instance_name: instance name 'prod-eu' is invalid"
+        in invalid["errors"][str(proxy_dags / "proxy_etl.py")]
+    )
 
 
 def test_a_custom_operator_class_builds_the_proxies(proxy_dags: Path, parse_dags: Parse) -> None:

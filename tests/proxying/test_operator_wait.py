@@ -41,7 +41,7 @@ class ScriptedDagster:
 
 def _operator(**options: Any) -> DefaultProxyTaskToDagsterOperator:
     return DefaultProxyTaskToDagsterOperator(
-        task_id="load", dagster_job_name="airstream_proxy__etl__load", poll_interval=0.01, **options
+        task_id="load", dagster_job_name="airstream_proxy__prod__etl__load", poll_interval=0.01, **options
     )
 
 
@@ -54,6 +54,21 @@ def test_a_failed_run_that_dagster_retries_is_followed_to_its_retry() -> None:
     operator = _operator()
     assert operator._wait(client, "r1").run_id == "r2"  # type: ignore[arg-type]
     assert operator._wait(client, "r2").status == "SUCCESS"  # type: ignore[arg-type]
+
+
+def test_a_failure_seen_before_dagster_tagged_it_will_retry_is_looked_at_again() -> None:
+    """Dagster stores the failure first and the ``dagster/will_retry`` tag right after."""
+    untagged = RunStatus("r1", "FAILURE")
+    client = ScriptedDagster(
+        {
+            "r1": [untagged, RunStatus("r1", "FAILURE", {"dagster/will_retry": "true"})],
+            "r2": [RunStatus("r2", "SUCCESS")],
+        },
+        {"r1": RunStatus("r2", "STARTED", {"dagster/parent_run_id": "r1"})},
+    )
+    assert _operator()._wait(client, "r1").run_id == "r2"  # type: ignore[arg-type]
+    never_tagged = ScriptedDagster({"r1": [untagged]}, {})  # run retries disabled: no tag ever
+    assert _operator()._wait(never_tagged, "r1").status == "FAILURE"  # type: ignore[arg-type]
 
 
 def test_a_failed_run_without_a_retry_is_the_result() -> None:

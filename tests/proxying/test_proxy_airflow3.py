@@ -2,9 +2,12 @@
 
 One stack for the module: Airflow parses ``devstack/proxy_dags`` (copied, so tests can change the
 proxied state), Dagster loads ``devstack/proxy_definitions.py`` (executable assets mapped to the
-DAGs' tasks, the proxy jobs, and the airstream sensor reading the topic the listener writes to).
-What Dagster recorded is read from its instance: materializations by asset, with the run that
-stored them (a Dagster run launched by a proxy) or none (a runless record from the sensor).
+DAGs' tasks, the airstream sensor reading the topic the listener writes to, the proxy jobs
+``build_defs_from_airflow_instance`` adds, and a second view of the same Airflow over REST only,
+as ``migration_rest``). The Dagster instance has run retries enabled for runs tagged
+``dagster/max_retries`` only. What Dagster recorded is read from its instance: materializations by
+asset, with the run that stored them (a Dagster run launched by a proxy) or none (a runless record
+from a sensor).
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ ROOT = Path(__file__).parents[2]
 PROXY_DAGS = ROOT / "devstack" / "proxy_dags"
 DEFINITIONS = ROOT / "devstack" / "proxy_definitions.py"
 INSTANCE = "migration"
+REST_INSTANCE = "migration_rest"  # the REST-only view of the same Airflow (devstack/proxy_dags/proxy_rest.py)
 API_KEY = "migration-test-key"
+# Dagster's run retries, for runs tagged dagster/max_retries only (the default is no retry), so
+# proxy_flaky's failed run is left to Airflow's retries while proxy_retry's is retried by Dagster.
+RUN_RETRIES = "run_retries:\n  enabled: true\n  max_retries: 0\n"
 
 
 @dataclass
@@ -70,7 +77,8 @@ def migration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migration]:
     failures_file.write_text("0")
     dagster_port = free_port()
     dagster_url = f"http://127.0.0.1:{dagster_port}"
-    with ApiKeyGateway(dagster_url, api_key=API_KEY) as gateway, pytest.MonkeyPatch.context() as env:
+    gateway = ApiKeyGateway(dagster_url, api_key=API_KEY)
+    with gateway, pytest.MonkeyPatch.context() as env:
         # Both Airflow's task processes and Dagster's runs inherit these.
         env.setenv("AIRSTREAM_DAGSTER_URL", dagster_url)
         env.setenv("AIRFLOW_VAR_DAGSTER_GATEWAY_URL", gateway.url)
@@ -82,9 +90,11 @@ def migration(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migration]:
             topic=f"airstream-migration-{uuid.uuid4().hex[:8]}",
             instance_name=INSTANCE,
             dags_folder=dags,
-            expected_dags=4,
+            expected_dags=6,
             definitions=DEFINITIONS,
             dagster_port=dagster_port,
+            dagster_env={"AIRSTREAM_REST_INSTANCE_NAME": REST_INSTANCE},
+            dagster_instance_config=RUN_RETRIES,
         ) as stack:
             print(f"\nmigration stack up in {stack.started_in_seconds:.1f} s")
             yield Migration(stack, stack.airflow.api(), dags, dagster_url, gateway, failures_file, release_file)
@@ -97,17 +107,17 @@ def test_proxied_tasks_run_in_dagster_and_their_assets_are_materialized_once(mig
     instance = migration.instance
 
     # Each proxied task launched its job; the partitioned asset got the run's logical date.
-    (load_run,) = proxy_runs(instance, proxy_job_name("proxy_etl", "load"))
+    (load_run,) = proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "load"))
     assert load_run.status == DagsterRunStatus.SUCCESS
     assert load_run.tags["airstream/run_id"] == run_id and load_run.tags["airstream/task_id"] == "load"
-    (daily_run,) = proxy_runs(instance, proxy_job_name("proxy_etl", "daily_report"))
+    (daily_run,) = proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "daily_report"))
     assert daily_run.tags["dagster/partition"] == "2026-01-05"
-    assert not proxy_runs(instance, proxy_job_name("proxy_etl", "extract")), "extract is not proxied"
+    assert not proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "extract")), "extract is not proxied"
     operators = {ti["task_id"]: ti["operator_name"] for ti in migration.api.task_instances("proxy_etl", run_id)}
     assert operators["load"] == PROXIED_TASK_OPERATOR != operators["extract"]  # what REST v2 tells the REST path
 
     # A failing Dagster run failed the Airflow task; Airflow's retry launched a new Dagster run.
-    flaky_runs = proxy_runs(instance, proxy_job_name("proxy_etl", "flaky"))
+    flaky_runs = proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "flaky"))
     assert [run.status for run in flaky_runs] == [DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS]
     assert [run.tags["airstream/try_number"] for run in flaky_runs] == ["1", "2"]
     tries = migration.api.task_instance_tries("proxy_etl", run_id, "flaky", -1)
@@ -130,12 +140,36 @@ def test_proxied_tasks_run_in_dagster_and_their_assets_are_materialized_once(mig
     assert f"{migration.dagster_url}/runs/{load_run.run_id}" in log_text
 
 
+def test_a_proxied_task_follows_dagsters_own_run_retry(migration: Migration) -> None:
+    """The first Dagster run fails, Dagster's daemon retries it, and the Airflow task waits for the retry."""
+    run_id, state = migration.run_dag("proxy_retry")
+    assert state == "success"
+    tries = migration.api.task_instance_tries("proxy_retry", run_id, "retried", -1)
+    assert [(t["try_number"], t["state"]) for t in tries] == [(1, "success")], "one Airflow try"
+
+    instance = migration.instance
+    first, retry = proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_retry", "retried"))
+    assert (first.status, retry.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.SUCCESS)
+    assert first.tags["dagster/will_retry"] == "true" and first.tags["dagster/max_retries"] == "1"
+    assert retry.tags["dagster/parent_run_id"] == retry.tags["dagster/root_run_id"] == first.run_id
+    assert retry.tags["airstream/run_id"] == run_id  # launched by Dagster's daemon with the parent's tags
+
+    one_more_sensor_tick()
+    entries = materializations(instance, "proxy_retried")
+    assert [entry.run_id for entry in entries] == [retry.run_id], "materialized once, by the retry"
+    logs = migration.stack.airflow.env["AIRFLOW_HOME"]
+    log_text = "".join(
+        path.read_text() for path in Path(logs, "logs").rglob("*.log") if "dag_id=proxy_retry" in str(path)
+    )
+    assert f"following its retry {retry.run_id}" in log_text
+
+
 def test_a_dag_proxied_as_a_whole_runs_its_assets_in_dagster_once(migration: Migration) -> None:
     assert migration.api.task_ids("proxy_whole") == [DAG_PROXY_TASK_ID]
     run_id, state = migration.run_dag("proxy_whole")
     assert state == "success"
     instance = migration.instance
-    (dagster_run,) = proxy_runs(instance, proxy_job_name("proxy_whole"))
+    (dagster_run,) = proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_whole"))
     assert dagster_run.status == DagsterRunStatus.SUCCESS
     record = dag_run_record(instance, INSTANCE, "proxy_whole", run_id)
     assert record["airflow/proxied_to_dagster"] == DAG_PROXY_TASK_ID
@@ -154,14 +188,14 @@ def test_a_custom_operators_session_header_reaches_dagster(migration: Migration)
     assert state == "success"
     assert migration.gateway.refused == refused_before, "every request of the custom proxy carried the key"
     assert migration.gateway.accepted - accepted_before >= 3  # find the job, its assets, launch, poll…
-    (dagster_run,) = proxy_runs(migration.instance, proxy_job_name("proxy_custom", "secured"))
+    (dagster_run,) = proxy_runs(migration.instance, proxy_job_name(INSTANCE, "proxy_custom", "secured"))
     assert dagster_run.tags["airstream/run_id"] == run_id
 
 
 def test_killing_a_proxied_task_terminates_its_dagster_run(migration: Migration) -> None:
     run_id = migration.api.trigger("proxy_kill")
     instance = migration.instance
-    job = proxy_job_name("proxy_kill", "slow")
+    job = proxy_job_name(INSTANCE, "proxy_kill", "slow")
     deadline = time.monotonic() + 120
     while not [run for run in proxy_runs(instance, job) if run.status == DagsterRunStatus.STARTED]:
         assert time.monotonic() < deadline, "the proxy's Dagster run never started"
@@ -184,14 +218,16 @@ def test_rolling_back_one_line_runs_the_task_in_airflow_and_observes_its_assets(
         assert time.monotonic() < deadline, "Airflow did not parse the rolled-back DAG"
         time.sleep(2)
     instance = migration.instance
-    launched_before = len(proxy_runs(instance, proxy_job_name("proxy_etl", "load")))
+    launched_before = len(proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "load")))
 
     run_id, state = migration.run_dag("proxy_etl", logical_date="2026-01-06T00:00:00Z")
     assert state == "success"
     record = dag_run_record(instance, INSTANCE, "proxy_etl", run_id)
     assert record["airflow/proxied_to_dagster"] == "daily_report, flaky"
     one_more_sensor_tick()
-    assert len(proxy_runs(instance, proxy_job_name("proxy_etl", "load"))) == launched_before, "load ran in Airflow"
+    assert len(proxy_runs(instance, proxy_job_name(INSTANCE, "proxy_etl", "load"))) == launched_before, (
+        "load ran in Airflow"
+    )
     observed = [entry for entry in materializations(instance, "proxy_orders") if not entry.run_id]
     assert len(observed) == 1, "the Airflow task's success is recorded on its asset, once"
     metadata = observed[0].asset_materialization.metadata
@@ -234,3 +270,24 @@ def test_the_rest_path_reads_the_same_proxied_tasks_from_airflow(migration: Migr
     assert etl == {"extract": False, "load": True, "daily_report": True, "flaky": True}
     whole = [event for event in events if isinstance(event, DagRunEvent) and event.dag_id == "proxy_whole"]
     assert whole and all(event.proxied_to_dagster for event in whole)
+
+
+def test_a_rest_only_sensor_records_a_proxied_task_without_materializing_its_assets_again(
+    migration: Migration,
+) -> None:
+    """The REST path inside Dagster: a sensor polling REST v2 (no event source) sees the proxied task."""
+    run_id, state = migration.run_dag("proxy_rest")
+    assert state == "success"
+    instance = migration.instance
+    (dagster_run,) = proxy_runs(instance, proxy_job_name(REST_INSTANCE, "proxy_rest", "load"))
+    assert dagster_run.status == DagsterRunStatus.SUCCESS and dagster_run.tags["airstream/run_id"] == run_id
+
+    # The REST sensor recorded the run and its tasks on the DAG asset, naming the proxied one…
+    record = dag_run_record(instance, REST_INSTANCE, "proxy_rest", run_id)
+    assert record["airflow/proxied_to_dagster"] == "load"
+    assert record["airflow/task_state_counts"] == {"success": 2}
+    # …and did not materialize the task's asset a second time.
+    one_more_sensor_tick()
+    entries = materializations(instance, "proxy_rest_orders")
+    assert len(entries) == 1, f"proxy_rest_orders materialized {len(entries)} times"
+    assert entries[0].run_id == dagster_run.run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from dagster import AssetKey, AssetMaterialization, AssetSpec, DailyPartitionsDefinition, Definitions, asset
@@ -52,7 +53,8 @@ def test_the_marker_sets_the_field_when_a_producer_left_it_out_and_ids_do_not_ch
     rest_style = _task(operator=PROXIED_TASK_OPERATOR)  # the REST source copies the operator name only
     assert not plain.proxied_to_dagster and rest_style.proxied_to_dagster
     assert rest_style.event_id == plain.event_id  # the field is no part of the identity
-    assert parse_event(serialize_event(rest_style)).proxied_to_dagster
+    parsed = parse_event(serialize_event(rest_style))
+    assert isinstance(parsed, TaskInstanceEvent) and parsed.proxied_to_dagster
     assert rest_style.schema_version == "1.2"
     assert _run([DAG_PROXY_TASK_ID]).proxied_to_dagster and not _run(["extract", "load"]).proxied_to_dagster
 
@@ -105,17 +107,31 @@ def test_proxy_jobs_cover_executable_mapped_assets_only() -> None:
             *assets_with_dag_mappings({"reports": [report]}),
         ]
     )
-    names = sorted(job.name for job in build_proxy_job_defs(defs).jobs)
+    names = sorted(job.name for job in build_proxy_job_defs(defs, "prod").jobs or [])
     assert names == sorted(
-        [proxy_job_name("etl", "load"), proxy_job_name("etl", "group.daily"), proxy_job_name("reports")]
+        [
+            proxy_job_name("prod", "etl", "load"),
+            proxy_job_name("prod", "etl", "group.daily"),
+            proxy_job_name("prod", "reports"),
+        ]
     )  # no job for an AssetSpec, nor for assets with different partitions
 
 
 def test_job_names_are_valid_and_distinct() -> None:
-    assert proxy_job_name("etl", "load") == "airstream_proxy__etl__load"
-    assert proxy_job_name("etl") == "airstream_proxy__etl"
-    dotted, underscored = proxy_job_name("etl", "group.load"), proxy_job_name("etl", "group_load")
-    assert dotted != underscored and dotted.startswith("airstream_proxy__etl__group_load__")
+    assert proxy_job_name("prod", "etl", "load") == "airstream_proxy__prod__etl__load"
+    assert proxy_job_name("prod", "etl") == "airstream_proxy__prod__etl"
+    dotted, underscored = proxy_job_name("prod", "etl", "group.load"), proxy_job_name("prod", "etl", "group_load")
+    assert dotted != underscored and dotted.startswith("airstream_proxy__prod__etl__group_load__")
+    # The separator inside an id cannot make two different (instance, DAG, task) meet.
+    names = {
+        proxy_job_name("a", "b__c", "d"),
+        proxy_job_name("a", "b", "c__d"),
+        proxy_job_name("a__b", "c", "d"),
+        proxy_job_name("a", "b__c__d"),
+        proxy_job_name("a", "b", "c"),
+        proxy_job_name("b", "a", "c"),
+    }
+    assert len(names) == 6 and all(name.isidentifier() for name in names)
 
 
 def test_the_partition_is_the_logical_date_in_the_partitions_format() -> None:
@@ -149,11 +165,71 @@ def test_the_rest_source_reports_proxied_tasks_and_dags_from_the_operator_name()
     assert runs == {"etl": False, "reports": True}
 
 
-def test_proxy_jobs_load_with_peering_definitions() -> None:
-    """with_proxy_jobs over definitions that peer over REST (DAG assets from Airflow, the refresh job)."""
+def _kafka_instance(name: str) -> Any:
+    from airstream.dagster_consumer import AirflowInstance, KafkaEventSource
+
+    return AirflowInstance(name=name, event_source=KafkaEventSource(bootstrap_servers="127.0.0.1:1", topic="t"))
+
+
+def test_the_definitions_builder_adds_the_proxy_jobs_itself() -> None:
+    """No Dagster-side step besides mapping executable assets: the event path's definitions hold the jobs."""
+    from airstream.dagster_consumer import build_defs_from_airflow_instance
+
+    @asset
+    def orders_table() -> None: ...
+
+    @asset
+    def report() -> None: ...
+
+    mapped = Definitions(
+        assets=[
+            *assets_with_task_mappings(
+                dag_id="etl", task_mappings={"load": [orders_table], "observed": [AssetSpec("observed_table")]}
+            ),
+            *assets_with_dag_mappings({"reports": [report]}),
+        ]
+    )
+    defs = build_defs_from_airflow_instance(airflow_instance=_kafka_instance("prod"), defs=mapped)
+    job = defs.resolve_job_def(proxy_job_name("prod", "etl", "load"))
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {"orders_table"}
+    assert job.tags["airstream/airflow_instance"] == "prod"
+    whole = defs.resolve_job_def(proxy_job_name("prod", "reports"))
+    assert {key.to_user_string() for key in whole.asset_layer.selected_asset_keys} == {"report"}
+    names = {job.name for job in defs.resolve_all_job_defs()}
+    assert proxy_job_name("prod", "etl", "observed") not in names  # an AssetSpec is observed, never run
+
+    specs_only = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [AssetSpec("t")]}))
+    observed = build_defs_from_airflow_instance(airflow_instance=_kafka_instance("prod"), defs=specs_only)
+    assert not [job for job in observed.resolve_all_job_defs() if job.name.startswith("airstream_proxy__")]
+
+
+def test_two_instances_with_the_same_dag_and_task_ids_get_distinct_jobs_in_one_definitions() -> None:
+    """Federation: ``etl.load`` on two Airflows, each mapped to its own executable asset."""
+    from airstream.dagster_consumer import build_defs_from_airflow_instance
+
+    @asset
+    def eu_orders() -> None: ...
+
+    @asset
+    def us_orders() -> None: ...
+
+    def observed(name: str, mapped_asset: Any) -> Definitions:
+        return build_defs_from_airflow_instance(
+            airflow_instance=_kafka_instance(name),
+            defs=Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [mapped_asset]})),
+        )
+
+    defs = Definitions.merge(observed("eu", eu_orders), observed("us", us_orders))
+    for name, key in (("eu", "eu_orders"), ("us", "us_orders")):
+        job = defs.resolve_job_def(proxy_job_name(name, "etl", "load"))
+        assert {k.to_user_string() for k in job.asset_layer.selected_asset_keys} == {key}
+    assert proxy_job_name("eu", "etl", "load") != proxy_job_name("us", "etl", "load")
+
+
+def test_proxy_jobs_come_with_peering_definitions() -> None:
+    """The peering path (REST access: DAG assets from Airflow, the refresh job) adds the jobs too."""
     from dagster import build_defs_for_component, instance_for_test
 
-    from airstream.dagster_consumer import AirflowInstance, KafkaEventSource, with_proxy_jobs
     from airstream.dagster_consumer.peering.loader import AirflowPeering
     from devstack.fake_peering_api import FakeAirflowApi
 
@@ -162,14 +238,9 @@ def test_proxy_jobs_load_with_peering_definitions() -> None:
 
     mapped = Definitions(assets=assets_with_task_mappings(dag_id="etl", task_mappings={"load": [orders_table]}))
     with instance_for_test():
-        peering = AirflowPeering(
-            airflow_instance=AirflowInstance(
-                name="prod", event_source=KafkaEventSource(bootstrap_servers="127.0.0.1:1", topic="t")
-            ),
-            defs=mapped,
-            rest_api=FakeAirflowApi(),
-        )
-        defs = with_proxy_jobs(build_defs_for_component(peering))
-        job = defs.resolve_job_def(proxy_job_name("etl", "load"))
+        peering = AirflowPeering(airflow_instance=_kafka_instance("prod"), defs=mapped, rest_api=FakeAirflowApi())
+        defs = build_defs_for_component(peering)
+        job = defs.resolve_job_def(proxy_job_name("prod", "etl", "load"))
         assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {"orders_table"}
         assert AssetKey(["prod", "dag", "etl"]) in {spec.key for spec in defs.resolve_all_asset_specs()}
+        defs.resolve_job_def("prod__airflow_peering_refresh")  # still there beside the proxy jobs
