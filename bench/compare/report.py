@@ -101,3 +101,68 @@ def draw_latency(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's tables, from a results dictionary (``python -m bench.compare.report results.json``)."""
+    lines = [
+        "| Airflow | storage | observer | task end p50 / p95 / max (s) | DAG-run end p50 / p95 / max (s) "
+        "| recorded / reported | missed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for phase in results.get("latency", []):
+        for obs in phase["observers"]:
+            task, run, done = obs["latency_task_end"], obs["latency_run_end"], obs["completeness"]
+            missed = ", ".join(f"{n} {what}" for what, n in done["missed"].items()) or "none"
+            lines.append(
+                f"| {phase['airflow']} | {phase['storage']} | {obs['label']} "
+                f"| {_fmt(task['p50'])} / {_fmt(task['p95'])} / {_fmt(task['max'])} "
+                f"| {_fmt(run['p50'])} / {_fmt(run['p95'])} / {_fmt(run['max'])} "
+                f"| {done['recorded']} / {done['reported_by_airflow']} | {missed} |"
+            )
+    lines += [
+        "",
+        "| DAGs | observer | requests at startup | per hour idle | per hour under runs |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in results.get("load", []):
+        for name, figures in entry["observers"].items():
+            lines.append(
+                f"| {entry['dag_count']:,} | {entry['labels'].get(name, name)} | {figures['startup_requests']} "
+                f"| {_fmt(figures['idle_per_hour'])} | {_fmt(figures['runs_per_hour'])} |"
+            )
+    overhead = results.get("overhead", {})
+    if overhead.get("timing") and overhead.get("memory"):
+        timing, memory = overhead["timing"], overhead["memory"]
+        lines += ["", "| listener, per task event | p50 | p95 | max |", "|---|---|---|---|"]
+        for state, label in (("broker_up", "broker up"), ("broker_down", "broker down (spooled)")):
+            figures = timing[state]
+            lines.append(
+                f"| {label} | {_fmt(figures['p50'])} ms | {_fmt(figures['p95'])} ms | {_fmt(figures['max'])} ms |"
+            )
+        lines.append(f"| extra memory in an Airflow 2.11 process | {memory['extra_mb']} MB | | |")
+    if results.get("throughput"):
+        lines += [
+            "",
+            "| storage | sensor (events/s) | replay | Dagster's own loop | sensor / loop | replay / loop "
+            "| sensor time in Dagster's write |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for entry in results["throughput"]:
+            rates = entry["events_per_second"]
+            lines.append(
+                f"| {entry['storage']} | {_fmt(rates['sensor'])} | {_fmt(rates['replay'])} "
+                f"| {_fmt(rates['dagster_loop'])} | {entry['sensor_vs_loop']} | {entry['replay_vs_loop']} "
+                f"| {entry['profile']['report_runless_asset_event_share']:.0%} |"
+            )
+    lines += ["", "| target | measured | met |", "|---|---|---|"]
+    for target in results.get("targets", []):
+        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['target']} | {target['measured']} | {met} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
