@@ -76,11 +76,20 @@ class DagProxiedState:
 
 @dataclass(frozen=True)
 class ProxiedState:
-    """The proxied state of every DAG that has a file in the folder, by DAG id."""
+    """The proxied state of every DAG that has a file in the folder, by DAG id.
+
+    ``errors`` holds, by DAG id, the problem of each file that could not be read; it is raised
+    by :meth:`for_dag` for that DAG only, so a typo in one DAG's file fails that DAG's import and
+    leaves the other DAGs of the folder alone.
+    """
 
     dags: Mapping[str, DagProxiedState] = field(default_factory=dict)
+    errors: Mapping[str, ProxiedStateError] = field(default_factory=dict)
 
     def for_dag(self, dag_id: str) -> DagProxiedState | None:
+        """The DAG's state, ``None`` without a file; raises :class:`ProxiedStateError` when its file is malformed."""
+        if dag_id in self.errors:
+            raise self.errors[dag_id]
         return self.dags.get(dag_id)
 
 
@@ -97,7 +106,9 @@ def load_proxied_state_from_yaml(proxied_yaml_path: Path | str) -> ProxiedState:
             proxied_state=load_proxied_state_from_yaml(Path(__file__).parent / "proxied_state"),
         )
 
-    Raises :class:`ProxiedStateError` (file, line, problem) for a malformed file or a missing folder.
+    Raises :class:`ProxiedStateError` for a missing folder. A malformed file, or a second file for
+    the same DAG, is a :class:`ProxiedStateError` (file, line, problem) raised when that DAG's
+    state is asked for (:meth:`ProxiedState.for_dag`), so it fails that DAG's import only.
     """
     folder = Path(proxied_yaml_path)
     if not folder.is_dir():
@@ -105,12 +116,20 @@ def load_proxied_state_from_yaml(proxied_yaml_path: Path | str) -> ProxiedState:
             folder, None, "the proxied-state folder does not exist; create it, e.g. with `airstream proxy scaffold`"
         )
     dags: dict[str, DagProxiedState] = {}
+    errors: dict[str, ProxiedStateError] = {}
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-        state = parse_dag_proxied_state(path.stem, path.read_text(), path)
-        if state.dag_id in dags:
-            raise ProxiedStateError(path, None, f"DAG {state.dag_id!r} already has a file, {dags[state.dag_id].path}")
-        dags[state.dag_id] = state
-    return ProxiedState(dags=dags)
+        dag_id = path.stem
+        if dag_id in dags or dag_id in errors:
+            first = dags[dag_id].path if dag_id in dags else errors[dag_id].path
+            errors[dag_id] = ProxiedStateError(path, None, f"DAG {dag_id!r} already has a file, {first}")
+            continue
+        try:
+            dags[dag_id] = parse_dag_proxied_state(dag_id, path.read_text(), path)
+        except ProxiedStateError as error:
+            errors[dag_id] = error
+    for dag_id in errors:
+        dags.pop(dag_id, None)
+    return ProxiedState(dags=dags, errors=errors)
 
 
 def parse_dag_proxied_state(dag_id: str, text: str, path: Path | str = "<string>") -> DagProxiedState:

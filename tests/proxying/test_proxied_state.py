@@ -49,8 +49,12 @@ def test_a_malformed_file_names_the_file_the_line_and_the_problem(
     tmp_path: Path, text: str, line: int, problem: str
 ) -> None:
     (tmp_path / "etl.yaml").write_text(text)
+    (tmp_path / "reports.yaml").write_text("proxied: true\n")
+    state = load_proxied_state_from_yaml(tmp_path)
+    reports = state.for_dag("reports")  # another DAG's file is still read: only etl fails
+    assert reports is not None and reports.proxied is True
     with pytest.raises(ProxiedStateError) as raised:
-        load_proxied_state_from_yaml(tmp_path)
+        state.for_dag("etl")
     assert raised.value.path == tmp_path / "etl.yaml"
     assert raised.value.line == line
     assert problem in str(raised.value)
@@ -72,3 +76,13 @@ def test_the_rendered_document_reads_back_with_every_task_unproxied() -> None:
     text = render_dag_proxied_state(["extract", "group.load", "yes"])
     state = parse_dag_proxied_state("etl", text)
     assert state.tasks == {"extract": False, "group.load": False, "yes": False}
+
+
+def test_two_files_for_one_dag_fail_that_dag_only(tmp_path: Path) -> None:
+    (tmp_path / "etl.yaml").write_text("proxied: true\n")
+    (tmp_path / "etl.yml").write_text("proxied: false\n")
+    (tmp_path / "reports.yaml").write_text("proxied: true\n")
+    state = load_proxied_state_from_yaml(tmp_path)
+    with pytest.raises(ProxiedStateError, match=r"etl.yml: DAG 'etl' already has a file, .*etl.yaml"):
+        state.for_dag("etl")
+    assert state.for_dag("reports") is not None and state.for_dag("other") is None

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -234,20 +235,6 @@ def test_rolling_back_one_line_runs_the_task_in_airflow_and_observes_its_assets(
     assert metadata["airflow/run_id"].value == run_id and metadata["airflow/task_id"].value == "load"
 
 
-def test_malformed_proxied_state_is_an_import_error_naming_file_and_line(migration: Migration) -> None:
-    bad = migration.dags / "proxied_state" / "proxy_custom.yaml"
-    bad.write_text("tasks:\n  - id: secured\n    proxied: sometimes\n")
-    deadline = time.monotonic() + 90
-    while True:
-        errors = migration.api._get("/importErrors")["import_errors"]
-        texts = [error["stack_trace"] for error in errors if error["filename"].endswith("proxy_custom.py")]
-        if texts:
-            break
-        assert time.monotonic() < deadline, "Airflow reported no import error for proxy_custom.py"
-        time.sleep(2)
-    assert f"{bad}:3: `proxied` must be true or false, got 'sometimes'" in texts[0]
-
-
 def _operator(api: AirflowApi, dag_id: str, task_id: str) -> str | None:
     task = api._get(f"/dags/{dag_id}/tasks/{task_id}")
     return task.get("operator_name") or task.get("class_ref", {}).get("class_name")
@@ -291,3 +278,28 @@ def test_a_rest_only_sensor_records_a_proxied_task_without_materializing_its_ass
     entries = materializations(instance, "proxy_rest_orders")
     assert len(entries) == 1, f"proxy_rest_orders materialized {len(entries)} times"
     assert entries[0].run_id == dagster_run.run_id
+
+
+def test_malformed_proxied_state_is_an_import_error_naming_file_and_line(migration: Migration) -> None:
+    """Last in the module: it leaves proxy_custom's file broken. The other DAGs of the folder still import."""
+    bad = migration.dags / "proxied_state" / "proxy_custom.yaml"
+    written = datetime.now(timezone.utc)
+    bad.write_text("tasks:\n  - id: secured\n    proxied: sometimes\n")
+    deadline = time.monotonic() + 90
+    while True:
+        errors = migration.api._get("/importErrors")["import_errors"]
+        texts = [error["stack_trace"] for error in errors if error["filename"].endswith("proxy_custom.py")]
+        if texts:
+            break
+        assert time.monotonic() < deadline, "Airflow reported no import error for proxy_custom.py"
+        time.sleep(2)
+    assert f"{bad}:3: `proxied` must be true or false, got 'sometimes'" in texts[0]
+
+    # proxy_etl.py reads the same folder: parsed again since, it imports and keeps its proxies.
+    deadline = time.monotonic() + 90
+    while datetime.fromisoformat(migration.api._get("/dags/proxy_etl")["last_parsed_time"]) <= written:
+        assert time.monotonic() < deadline, "Airflow did not parse proxy_etl.py again"
+        time.sleep(2)
+    errors = migration.api._get("/importErrors")["import_errors"]
+    assert not [error for error in errors if error["filename"].endswith("proxy_etl.py")]
+    assert _operator(migration.api, "proxy_etl", "daily_report") == PROXIED_TASK_OPERATOR
