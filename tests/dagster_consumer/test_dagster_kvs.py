@@ -6,8 +6,6 @@ module that makes them) before anything else: the sensor's deduplication depends
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from dagster import AssetKey, AssetMaterialization, AssetObservation, DagsterInstance
 
@@ -21,9 +19,9 @@ from airstream.dagster_consumer.dagster_kvs import (
 
 
 @pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
-    with DagsterInstance.ephemeral() as dagster_instance:
-        yield dagster_instance
+def instance(storage_instance: DagsterInstance) -> DagsterInstance:
+    """SQLite, then PostgreSQL (their key-value stores differ: an upsert on PostgreSQL only)."""
+    return storage_instance
 
 
 def test_values_are_written_read_and_overwritten(instance: DagsterInstance) -> None:

@@ -160,29 +160,29 @@ def test_a_redelivery_days_later_records_nothing_again(instance: DagsterInstance
 
 @pytest.mark.parametrize("stored_share", [0.0, 0.5, 1.0], ids=["none-stored", "half-stored", "all-stored"])
 def test_a_tick_that_dies_before_its_cursor_is_stored_loses_and_duplicates_nothing(
-    instance: DagsterInstance, clock: Clock, stored_share: float
+    storage_instance: DagsterInstance, clock: Clock, stored_share: float
 ) -> None:
     """The daemon stores a tick's asset events, then its cursor: a crash can come between any two."""
     events = [event for number in range(4) for event in run(number)]
     source = ListEventSource(events[:6])
     sensor_def = make_sensor(source)
-    cursor, _ = tick(sensor_def, None, instance)
+    cursor, _ = tick(sensor_def, None, storage_instance)
 
     source.events += events[6:]
-    dying = evaluate(sensor_def, cursor, instance)  # recorded ids were written, the cursor never is
+    dying = evaluate(sensor_def, cursor, storage_instance)  # recorded ids were written, the cursor never is
     upto = math.floor(len(dying.asset_events) * stored_share)
     for asset_event in dying.asset_events[:upto]:
-        instance.report_runless_asset_event(asset_event)
+        storage_instance.report_runless_asset_event(asset_event)
 
     clock.now += 5
     retried = make_sensor(source)  # a restarted code server: nothing in memory
     recorded_ids_module._DECODED.clear()
-    cursor, _ = tick(retried, cursor, instance)  # from the last stored cursor
-    assert records(instance) == expected(events), figures(instance, events)
+    cursor, _ = tick(retried, cursor, storage_instance)  # from the last stored cursor
+    assert records(storage_instance) == expected(events), figures(storage_instance, events)
 
     source.events += events  # and everything delivered once more
-    cursor, stored = tick(retried, cursor, instance)
-    assert stored == 0 and records(instance) == expected(events), figures(instance, events)
+    cursor, stored = tick(retried, cursor, storage_instance)
+    assert stored == 0 and records(storage_instance) == expected(events), figures(storage_instance, events)
 
 
 def test_a_retry_that_reads_less_than_the_dead_tick_still_duplicates_nothing(
@@ -200,7 +200,10 @@ def test_a_retry_that_reads_less_than_the_dead_tick_still_duplicates_nothing(
     assert records(instance) == expected(events), figures(instance, events)
 
 
-def test_events_older_than_the_horizon_are_looked_up_in_the_event_log(instance: DagsterInstance, clock: Clock) -> None:
+def test_events_older_than_the_horizon_are_looked_up_in_the_event_log(
+    storage_instance: DagsterInstance, clock: Clock
+) -> None:
+    instance = storage_instance  # SQLite, then PostgreSQL
     old = [event for number in range(3) for event in run(number, ended=NOW - timedelta(days=40))]
     source = ListEventSource(old)
     sensor_def = make_sensor(source, deduplication_horizon=timedelta(days=30))
