@@ -16,7 +16,8 @@ committed cursor does not use, and returns a cursor naming that segment:
   small ``last`` key names the newest segment written and the generation it was based on), and
   reads from the event log what was stored after the storage id the dead tick saw
   (:func:`stored_since`): those events count as recorded, on the asset keys they reached; the rest
-  are recorded again;
+  are recorded again. An event the dead tick stored on some of its keys only gets the others when
+  it is read again, also by a later tick (a small ``carried`` key keeps what is known of it);
 * the cursor is stored: the new segment is live.
 
 Segments are merged eight at a time into one of the next level (about log8(n) rewrites per id),
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import struct
 import uuid
@@ -140,6 +142,7 @@ class RecordedIds:
         self._resolved: dict[int, tuple[int, set[AssetKey]]] = {}
         self._doubt_after: int | None = None
         self._resolve_dead_tick()
+        self._load_carried()
 
     # --- the set ---------------------------------------------------------------------------------
 
@@ -148,6 +151,8 @@ class RecordedIds:
         if not isinstance(event_id, str):
             return False
         value = digest(event_id)
+        if value in self._resolved:  # a dead tick stored it, maybe on some of its keys only
+            return False
         return value in self._pending or any(value in ids for _, ids in self._segments)
 
     def add(self, event_id: str, when: datetime | None = None) -> bool:
@@ -204,7 +209,8 @@ class RecordedIds:
         """Write the new ids (and merges) as new segments; return the pointer for the cursor.
 
         Nothing is written when nothing was added. Call once, at the end of the tick."""
-        for value, (hour, _) in self._resolved.items():
+        carried = dict(self._resolved)  # stored by a dead tick, not read again yet: keys known so far
+        for value, (hour, _) in carried.items():
             self._pending.setdefault(value, hour)
         self._resolved.clear()
         if not self._pending:
@@ -241,6 +247,8 @@ class RecordedIds:
         for slot in self._retired - used:
             writes[self._key(slot)] = ""  # freed by the previous (committed) tick: reclaim its space
         writes[self._last_key()] = f"{self.generation} {watermark} {fresh[0].slot}"
+        if carried or self._carried_loaded:
+            writes[self._carried_key()] = _encode_carried(generation, carried)
         write_values(self.instance, writes)
         self._segments = sorted(live, key=lambda entry: (-entry[0].level, entry[0].slot))
         self._retired = retired - {segment.slot for segment, _ in self._segments}
@@ -249,6 +257,21 @@ class RecordedIds:
         return self.pointer()
 
     # --- reading ---------------------------------------------------------------------------------
+
+    def _carried_key(self) -> str:
+        return f"airstream/recorded_ids/{self.namespace}/{self.store}/carried"
+
+    def _load_carried(self) -> None:
+        """Ids a dead tick stored that the tick after it did not read again, with the keys they
+        reached: they stay "stored on those keys only" until read (a read records the rest)."""
+        self._carried_loaded = False
+        value = read_values(self.instance, [self._carried_key()]).get(self._carried_key(), "")
+        base, carried = _decode_carried(value)
+        if base != self.generation or not carried:
+            return
+        self._carried_loaded = True
+        for digest_value, entry in carried.items():
+            self._resolved.setdefault(digest_value, entry)
 
     def _last_key(self) -> str:
         return f"airstream/recorded_ids/{self.namespace}/{self.store}/last"
@@ -290,6 +313,23 @@ class RecordedIds:
             value = digest(event_id)
             if value in in_doubt:
                 self._resolved[value] = (in_doubt[value], keys)
+
+
+def _encode_carried(base: int, carried: Mapping[int, tuple[int, set[AssetKey]]]) -> str:
+    entries = {str(value): [hour, sorted(list(key.path) for key in keys)] for value, (hour, keys) in carried.items()}
+    return json.dumps({"base": base, "ids": entries}, separators=(",", ":"))
+
+
+def _decode_carried(value: str) -> tuple[int | None, dict[int, tuple[int, set[AssetKey]]]]:
+    try:
+        document = json.loads(value) if value else {}
+        carried = {
+            int(digest_value): (int(hour), {AssetKey(list(path)) for path in paths})
+            for digest_value, (hour, paths) in document.get("ids", {}).items()
+        }
+        return int(document["base"]), carried
+    except (ValueError, KeyError, TypeError):
+        return None, {}
 
 
 def encode_ids(ids: Mapping[int, int]) -> str:

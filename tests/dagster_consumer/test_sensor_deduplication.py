@@ -200,6 +200,27 @@ def test_a_retry_that_reads_less_than_the_dead_tick_still_duplicates_nothing(
     assert records(instance) == expected(events), figures(instance, events)
 
 
+@pytest.mark.parametrize("cut", [2, 5, 8])  # each cuts a task success between its two asset events
+def test_an_event_half_stored_by_a_dead_tick_gets_the_rest_when_read_later(
+    instance: DagsterInstance, clock: Clock, cut: int
+) -> None:
+    """The daemon died between two asset events of one Airflow event (a task success: the DAG asset
+    and the mapped asset), and the retry reads less than the dead tick did."""
+    events = [event for number in range(3) for event in run(number)]  # 3 successes, 2 asset events each
+    source = ListEventSource(events)
+    sensor_def = make_sensor(source)
+    dying = evaluate(sensor_def, None, instance)
+    for asset_event in dying.asset_events[:cut]:
+        instance.report_runless_asset_event(asset_event)
+    source.per_read = 1  # one event per tick from now on
+    cursor = None
+    for _ in range(len(events) + 1):
+        clock.now += 5
+        recorded_ids_module._DECODED.clear()
+        cursor, _ = tick(make_sensor(source), cursor, instance)
+    assert records(instance) == expected(events), figures(instance, events)
+
+
 def test_events_older_than_the_horizon_are_looked_up_in_the_event_log(
     storage_instance: DagsterInstance, clock: Clock
 ) -> None:
