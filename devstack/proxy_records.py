@@ -8,9 +8,9 @@ from an Airflow event.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
-from dagster import AssetKey, DagsterInstance, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from airstream.dagster_consumer import dag_asset_key
 
@@ -60,3 +60,36 @@ def dag_run_record(
 def one_more_sensor_tick() -> None:
     """Wait past the daemon's next sensor tick (every 5 s): anything recorded twice lands now."""
     time.sleep(7)
+
+
+class SetsTaskState(Protocol):
+    """An Airflow REST client that sets a task instance's state by hand (REST v1 or v2)."""
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None: ...
+
+
+def kill_proxied_task(
+    instance: DagsterInstance,
+    api: SetsTaskState,
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    job_name: str,
+    start_timeout: float = 120,
+    end_timeout: float = 90,
+) -> DagsterRunStatus:
+    """Wait until the proxy of ``dag_id.task_id`` has a started Dagster run of ``job_name``, mark
+    the Airflow task failed by hand (Airflow then kills it), and return the status the newest run
+    of the job ends in: ``CANCELED`` when the kill terminated it."""
+    deadline = time.monotonic() + start_timeout
+    while not [run for run in proxy_runs(instance, job_name) if run.status == DagsterRunStatus.STARTED]:
+        assert time.monotonic() < deadline, f"the proxy's Dagster run of {job_name} never started"
+        time.sleep(1)
+    api.set_task_state(dag_id, run_id, task_id, "failed")
+    deadline = time.monotonic() + end_timeout
+    finished = (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE)
+    while (status := proxy_runs(instance, job_name)[-1].status) not in finished:
+        assert time.monotonic() < deadline, f"the Dagster run is still {status} after the task was killed"
+        time.sleep(1)
+    return status

@@ -28,6 +28,7 @@ from devstack.processes import free_port
 from devstack.proxy_records import (
     by_proxy_run,
     dag_run_record,
+    kill_proxied_task,
     materializations,
     one_more_sensor_tick,
     proxy_runs,
@@ -160,15 +161,9 @@ def test_killing_a_proxied_task_terminates_its_dagster_run_on_airflow_2(migratio
     api, instance = migration2.api, migration2.instance
     run_id = api.trigger("proxy_kill")
     job = proxy_job_name(INSTANCE, "proxy_kill", "slow")
-    deadline = time.monotonic() + 180
-    while not [run for run in proxy_runs(instance, job) if run.status == DagsterRunStatus.STARTED]:
-        assert time.monotonic() < deadline, "the proxy's Dagster run never started"
-        time.sleep(1)
-    api.set_task_state("proxy_kill", run_id, "slow", "failed")  # Airflow kills the running task
-    deadline = time.monotonic() + 90
-    while (status := proxy_runs(instance, job)[-1].status) not in (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS):
-        assert time.monotonic() < deadline, f"the Dagster run is still {status} after the task was killed"
-        time.sleep(1)
+    status = kill_proxied_task(
+        instance, api, dag_id="proxy_kill", task_id="slow", run_id=run_id, job_name=job, start_timeout=180
+    )
     migration2.release_file.touch()
     assert status == DagsterRunStatus.CANCELED
     assert api.wait_for_run("proxy_kill", run_id, timeout=120) == "failed"

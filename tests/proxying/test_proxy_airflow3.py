@@ -32,6 +32,7 @@ from devstack.proxy_gateway import ApiKeyGateway
 from devstack.proxy_records import (
     by_proxy_run,
     dag_run_record,
+    kill_proxied_task,
     materializations,
     one_more_sensor_tick,
     proxy_runs,
@@ -195,17 +196,10 @@ def test_a_custom_operators_session_header_reaches_dagster(migration: Migration)
 
 def test_killing_a_proxied_task_terminates_its_dagster_run(migration: Migration) -> None:
     run_id = migration.api.trigger("proxy_kill")
-    instance = migration.instance
     job = proxy_job_name(INSTANCE, "proxy_kill", "slow")
-    deadline = time.monotonic() + 120
-    while not [run for run in proxy_runs(instance, job) if run.status == DagsterRunStatus.STARTED]:
-        assert time.monotonic() < deadline, "the proxy's Dagster run never started"
-        time.sleep(1)
-    migration.api.set_task_state("proxy_kill", run_id, "slow", "failed")  # Airflow kills the running task
-    deadline = time.monotonic() + 90
-    while (status := proxy_runs(instance, job)[-1].status) not in (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS):
-        assert time.monotonic() < deadline, f"the Dagster run is still {status} after the task was killed"
-        time.sleep(1)
+    status = kill_proxied_task(
+        migration.instance, migration.api, dag_id="proxy_kill", task_id="slow", run_id=run_id, job_name=job
+    )
     migration.release_file.touch()
     assert status == DagsterRunStatus.CANCELED
 
