@@ -44,7 +44,7 @@ from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.recorded_ids import digest, hour_of
 from airstream.dagster_consumer.sources.base import EventBatch, EventSource, EventSourceUnavailable, Position
-from airstream.dagster_consumer.sources.kafka import KafkaEventSource
+from airstream.dagster_consumer.sources.kafka import KafkaEventSource, partition_offsets
 from airstream.dagster_consumer.translate import AssetEvent
 from airstream.schemas import Event
 
@@ -357,7 +357,7 @@ def _add_counts(counts: dict[str, int], outcome: ConsumeOutcome, not_selected: i
 
 
 def _reached(position: Position | None, ends: dict[int, int]) -> bool:
-    offsets = {int(p): int(o) for p, o in (position or {}).items()}
+    offsets = partition_offsets(position)
     return all(offsets.get(partition, 0) >= end for partition, end in ends.items())
 
 
@@ -377,7 +377,7 @@ def _offsets_at_start(
         assigned = [TopicPartition(source.topic, partition) for partition in sorted(partitions)]
         consumer.assign(assigned)
         begins = {tp.partition: int(offset) for tp, offset in consumer.beginning_offsets(assigned).items()}
-        stored = {int(p): int(o) for p, o in (position or {}).items()}
+        stored = partition_offsets(position)
         starts = {p: max(stored.get(p, begins[p]), begins[p]) for p in begins}
         for tp in assigned:
             consumer.seek(tp, begins[tp.partition])

@@ -6,8 +6,10 @@ sensor's cursor, so a restart neither loses nor repeats work.
 A stored offset the broker no longer has is never skipped silently (kafka-python's
 ``auto_offset_reset`` would jump to the end): below the log start (retention passed a paused
 sensor) the broker answers "out of range", beyond the high watermark (the topic was recreated)
-the fetch says so; either way reading resumes at the earliest offset the broker still has and
-the batch reports an :class:`~airstream.dagster_consumer.sources.base.OffsetGap`.
+the fetch says so, and a topic recreated and refilled past the stored offsets has another topic
+id than the one kept in the position (``topic_id``, from Kafka 2.8+ metadata); in each case
+reading resumes at the earliest offset the broker still has and the batch reports an
+:class:`~airstream.dagster_consumer.sources.base.OffsetGap`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ from airstream.dagster_consumer.sources.kafka_errors import connection_failures,
 from airstream.schemas import Event, InvalidEvent, UnknownEventType, parse_event
 
 _BEYOND_THE_END = "beyond the end of the partition: was the topic deleted and created again?"
+_RECREATED = "the topic was deleted and created again (its topic id changed)"
+# The position's entry holding the topic's id (Kafka 2.8+ metadata), beside partition → offset.
+TOPIC_ID = "topic_id"
+
+
+def partition_offsets(position: Position | None) -> dict[int, int]:
+    """Partition → next offset of a Kafka position (its ``topic_id`` entry aside)."""
+    return {int(key): int(value) for key, value in (position or {}).items() if key != TOPIC_ID}
+
+
+def _topic_id(consumer: Any, topic: str) -> str | None:
+    """The topic's id from the metadata kafka-python fetched (Metadata v10+: Kafka 2.8+), or None
+    where the broker or client does not give one."""
+    cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+    found = cluster.topic_id(topic) if cluster is not None and hasattr(cluster, "topic_id") else None
+    if found is None or int(getattr(found, "int", 1)) == 0:  # unknown, or the all-zero id
+        return None
+    return str(found)
 
 
 class KafkaEventSource(EventSource):
@@ -93,10 +113,10 @@ class KafkaEventSource(EventSource):
         return f"kafka://{','.join(self.bootstrap_servers)}/{self.topic}"
 
     def read(self, position: Position | None) -> EventBatch:
-        offsets = {int(partition): int(offset) for partition, offset in (position or {}).items()}
+        offsets = partition_offsets(position)
         consumer = self._connect()
         try:
-            return self._read(consumer, offsets)
+            return self._read(consumer, offsets, stored_topic_id=(position or {}).get(TOPIC_ID))
         except EventSourceUnavailable:
             raise
         except Exception as error:  # kafka-python raises many types; name the source in one
@@ -122,18 +142,28 @@ class KafkaEventSource(EventSource):
         except Exception as error:
             raise EventSourceUnavailable(explain(self.bootstrap_servers, self.client_options, found)) from error
 
-    def _read(self, consumer: Any, offsets: dict[int, int]) -> EventBatch:
+    def _read(self, consumer: Any, offsets: dict[int, int], stored_topic_id: object = None) -> EventBatch:
         from kafka import TopicPartition
         from kafka.errors import OffsetOutOfRangeError
 
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
-            return EventBatch(events=[], position={str(p): o for p, o in offsets.items()})
+            return EventBatch(
+                events=[],
+                position={
+                    **{str(p): o for p, o in offsets.items()},
+                    **({TOPIC_ID: stored_topic_id} if isinstance(stored_topic_id, str) else {}),
+                },
+            )
+        topic_id = _topic_id(consumer, self.topic)
         assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
         consumer.assign(assigned)
+        recreated: list[Any] = []
         for topic_partition in assigned:
             if topic_partition.partition in offsets:
                 consumer.seek(topic_partition, offsets[topic_partition.partition])
+                if isinstance(stored_topic_id, str) and topic_id is not None and stored_topic_id != topic_id:
+                    recreated.append(topic_partition)
             else:
                 consumer.seek_to_beginning(topic_partition)
 
@@ -144,6 +174,11 @@ class KafkaEventSource(EventSource):
         gaps: list[OffsetGap] = []
         newest_at: dict[str, datetime] = {}
         first_after_gap: dict[int, datetime | None] = {}
+        for topic_partition in recreated:  # a new log under the same name: the stored offsets mean nothing in it
+            stored = offsets[topic_partition.partition]
+            gaps.append(self._resume_from_earliest(consumer, topic_partition, stored, _RECREATED))
+            offsets[topic_partition.partition] = gaps[-1].resumed_offset
+            first_after_gap[topic_partition.partition] = None
         deadline = time.monotonic() + self.max_seconds_per_tick
         read = 0
         while read < self.max_events_per_tick and time.monotonic() < deadline:
@@ -183,9 +218,12 @@ class KafkaEventSource(EventSource):
         if poison and self.dead_letter_topic:
             self._dead_letter(poison)
         ends = {str(tp.partition): int(end) for tp in assigned if (end := consumer.highwater(tp)) is not None}
+        position: Position = {str(partition): offset for partition, offset in sorted(offsets.items())}
+        if topic_id is not None:
+            position[TOPIC_ID] = topic_id
         return EventBatch(
             events=events,
-            position={str(partition): offset for partition, offset in sorted(offsets.items())},
+            position=position,
             rejected=rejected,
             unknown_types=unknown_types,
             gaps=[replace(gap, first_event_at=first_after_gap.get(gap.partition)) for gap in gaps],

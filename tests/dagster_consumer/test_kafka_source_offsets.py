@@ -3,6 +3,7 @@ start above the stored offset (Tansu honours no retention and no DeleteRecords).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +106,35 @@ def test_an_offset_inside_the_log_reports_no_gap() -> None:
 def test_auto_offset_reset_cannot_be_set_through_client_options() -> None:
     with pytest.raises(ValueError, match="drop auto_offset_reset"):
         KafkaEventSource("broker:9092", TOPIC, client_options={"auto_offset_reset": "latest"})
+
+
+class RecreatedLog(RetainedLog):
+    """A log whose metadata names a topic id, as kafka-python 3 keeps it from Metadata v10+."""
+
+    def __init__(self, log_start: int, end: int, topic_id: str) -> None:
+        super().__init__(log_start, end)
+        cluster = type("Cluster", (), {"topic_id": lambda _self, topic: uuid.UUID(topic_id)})()
+        self._client = type("Client", (), {"cluster": cluster})()
+
+
+def test_a_topic_recreated_past_the_stored_offset_is_read_from_its_start_and_reported() -> None:
+    old_id, new_id = str(uuid.uuid4()), str(uuid.uuid4())
+    source = KafkaEventSource("broker:9092", TOPIC)
+    first = source._read(RecreatedLog(log_start=0, end=3, topic_id=old_id), {})
+    assert first.position == {"0": 3, "topic_id": old_id}, "the position keeps the topic's id"
+
+    # Deleted and created again, refilled past offset 3: the same offsets now hold other records.
+    batch = source._read(RecreatedLog(log_start=0, end=8, topic_id=new_id), {0: 3}, stored_topic_id=old_id)
+    assert [event.run_id for event in batch.events] == [f"run_{offset}" for offset in range(8)], "none skipped"
+    assert [(gap.partition, gap.stored_offset, gap.resumed_offset) for gap in batch.gaps] == [(0, 3, 0)]
+    assert "topic id changed" in batch.gaps[0].reason
+    assert batch.position == {"0": 8, "topic_id": new_id}
+
+    same = source._read(RecreatedLog(log_start=0, end=8, topic_id=new_id), {0: 8}, stored_topic_id=new_id)
+    assert same.gaps == [] and same.events == []
+
+
+def test_a_position_without_a_topic_id_adopts_the_current_one() -> None:
+    topic_id = str(uuid.uuid4())
+    batch = KafkaEventSource("broker:9092", TOPIC)._read(RecreatedLog(0, 5, topic_id), {0: 5})
+    assert batch.gaps == [] and batch.position == {"0": 5, "topic_id": topic_id}

@@ -188,11 +188,6 @@ def test_a_topic_deleted_and_created_again_under_the_cursor_loses_nothing_new(
     assert gaps >= 1, f"the recreated topic was not reported as a gap; {figures}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consumer bug (.work/fault-findings.md #2): offsets of a recreated topic that reach past the cursor "
-    "are read as if nothing had happened; the records below the cursor are skipped without a gap",
-)
 def test_a_topic_recreated_and_refilled_past_the_cursor_loses_nothing(
     durable_broker: TansuProcess, durable_topic: str, sensor_driver: SensorDriver
 ) -> None:
