@@ -1,12 +1,12 @@
 """airstream beside Dagster's Airlift, measured in one run on this machine.
 
-    scripts/bench                      # the full comparison (about half an hour)
+    scripts/bench                      # the full comparison (about 30 minutes on 2 cores)
     scripts/bench --quick              # a smoke run of a few minutes
 
 ``python -m bench.compare`` starts what it needs (the embedded broker, Airflow 2.11 with the
 listener behind counting proxies, Airflow 3.3, ``dagster dev`` on SQLite and on PostgreSQL),
 drives DAG runs, and writes ``results.json`` and ``latency.png`` into ``--out``, printing a table.
-The sections (see :mod:`bench.compare.results`): observation latency and completeness per
+The sections (see :mod:`bench.compare.report`): observation latency and completeness per
 observer, REST load on Airflow per observer and DAG count, the listener's overhead, and the
 consumer's throughput beside Dagster's own write loop, with a profile.
 

@@ -24,7 +24,7 @@ from devstack.broker import create_topic, start_broker
 from devstack.counting_proxy import CountingProxy
 from devstack.postgres import PostgresServer, start_postgres
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "bench"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
