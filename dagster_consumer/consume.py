@@ -9,12 +9,12 @@ and the cursor to Dagster, which stores both).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from dagster import AssetKey
+from dagster import AssetCheckEvaluation, AssetKey, AssetMaterialization, AssetObservation
 
 from airstream.dagster_consumer.late_events import is_late, is_superseded
 from airstream.dagster_consumer.mapping_checks import MissingMappedTasks
@@ -101,6 +101,17 @@ class ConsumeOutcome:
             + (f", {len(self.gaps)} offset gap(s)" if self.gaps else "")
             + f"; {'caught up' if self.caught_up else 'more to read'}"
         )
+
+
+def records_written(asset_events: Sequence[object]) -> str:
+    """What a batch of asset events writes, e.g. ``9 record(s): 3 materialization(s), 2 observation(s),
+    4 check evaluation(s)``."""
+    kinds = (AssetMaterialization, AssetObservation, AssetCheckEvaluation)
+    materializations, observations, evaluations = (sum(isinstance(e, kind) for e in asset_events) for kind in kinds)
+    return (
+        f"{len(asset_events)} record(s): {materializations} materialization(s), "
+        f"{observations} observation(s), {evaluations} check evaluation(s)"
+    )
 
 
 def consume(

@@ -8,12 +8,13 @@ from dagster import DefaultSensorStatus, Definitions, build_defs_for_component
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeyFn, AirflowAssetKeys, KeyLike
-from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
 from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory, check_dag_asset_history
+from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL
 from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.loader import AirflowPeering, rest_api_of
 from airstream.dagster_consumer.proxy_jobs import with_proxy_jobs_of
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, Horizon
 
 
 def build_defs_from_airflow_instance(
@@ -22,7 +23,8 @@ def build_defs_from_airflow_instance(
     defs: Definitions | None = None,
     sensor_minimum_interval_seconds: int = 1,
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
-    deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
+    deduplication_horizon: Horizon = DEFAULT_DEDUPLICATION_HORIZON,
+    health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
     airflow_asset_keys: Mapping[str, KeyLike] | None = None,
     airflow_asset_key_fn: AirflowAssetKeyFn | None = None,
     airflow_filter: AirflowFilter | None = None,
@@ -65,6 +67,12 @@ def build_defs_from_airflow_instance(
         dag_asset_history: what the DAG assets' event logs hold: ``"runs"`` (default), one record
             per finished DAG run with its task outcomes summed up in the metadata; ``"all"``,
             every DAG-run and task-instance event (see :mod:`airstream.dagster_consumer.dag_history`).
+        deduplication_horizon: how long (in Airflow time) the ids of recorded events are kept to
+            drop duplicates, a ``timedelta`` or seconds (default 30 days); older events are looked
+            up in Dagster's event log instead. Deduplication cannot be turned off.
+        health_interval: at most how often, in seconds, the health asset
+            ``[instance, "airstream_health"]`` gets a heartbeat with the lag and running totals
+            (default 300; ``None``: incidents only).
         airflow_state_checks: record the checks ``airflow_task_succeeded`` (task-mapped assets)
             and ``airflow_run_succeeded`` (DAG assets, DAG-mapped assets) from every outcome, so a
             failure shows red in the UI (default ``True``; see :mod:`airstream.dagster_consumer.checks`).
@@ -98,7 +106,8 @@ def build_defs_from_airflow_instance(
             airflow_asset_keys=keys,
             sensor_minimum_interval_seconds=sensor_minimum_interval_seconds,
             default_sensor_status=default_sensor_status,
-            deduplication_window=deduplication_window,
+            deduplication_horizon=deduplication_horizon,
+            health_interval=health_interval,
             dag_asset_history=dag_asset_history,
             state_checks=airflow_state_checks,
         )
@@ -110,7 +119,8 @@ def build_defs_from_airflow_instance(
         airflow_asset_keys=keys,
         sensor_minimum_interval_seconds=sensor_minimum_interval_seconds,
         default_sensor_status=default_sensor_status,
-        deduplication_window=deduplication_window,
+        deduplication_horizon=deduplication_horizon,
+        health_interval=health_interval,
         state_key=peering_state_key,
         dag_asset_history=dag_asset_history,
         state_checks=airflow_state_checks,

@@ -19,9 +19,8 @@ from dagster import AssetCheckSpec, AssetSpec, DefaultSensorStatus, Definitions,
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
 from airstream.dagster_consumer.checks import build_state_checks, state_check_specs
-from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
 from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory
-from airstream.dagster_consumer.health import health_asset_spec
+from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_asset_spec
 from airstream.dagster_consumer.mappings import (
     DAG_MAPPING_METADATA_KEY,
     TASK_MAPPING_METADATA_KEY,
@@ -31,6 +30,7 @@ from airstream.dagster_consumer.mappings import (
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.snapshot import PeeringSnapshot
 from airstream.dagster_consumer.peering.specs import dag_asset_specs
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, Horizon
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sensor import build_airflow_event_sensor
 
@@ -44,7 +44,8 @@ def build_observation_defs(
     airflow_filter: AirflowFilter | None = None,
     sensor_minimum_interval_seconds: int = 1,
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
-    deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
+    deduplication_horizon: Horizon = DEFAULT_DEDUPLICATION_HORIZON,
+    health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
     rest_api: AirflowRestApi | None = None,
     dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY,
     state_checks: bool = True,
@@ -77,7 +78,8 @@ def build_observation_defs(
         mappings=mappings,
         minimum_interval_seconds=sensor_minimum_interval_seconds,
         default_status=default_sensor_status,
-        deduplication_window=deduplication_window,
+        deduplication_horizon=deduplication_horizon,
+        health_interval=health_interval,
         rest_api=rest_api,
     )
     health = [health_asset_spec(airflow_instance.name).replace_attributes(group_name=airflow_instance.name)]

@@ -48,6 +48,7 @@ from airstream.dagster_consumer.dagster_kvs import latest_storage_id, read_value
 from airstream.dagster_consumer.event_log_ids import stored_since
 
 DEFAULT_DEDUPLICATION_HORIZON = timedelta(days=30)
+Horizon = timedelta | float  # a duration, or seconds
 GRACE = timedelta(days=1)  # ids are kept this long past the horizon, so clock and date skews never matter
 FANOUT = 8
 FIRST_STORE = "s0"

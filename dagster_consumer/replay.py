@@ -38,6 +38,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from airstream.dagster_consumer import replayed_ids
+from airstream.dagster_consumer.checks import newest_evaluations, stored_check_time
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import SeenEvents
 from airstream.dagster_consumer.event_log_ids import EventLogIds
@@ -304,7 +305,7 @@ def replay(
                 source.max_events_per_tick = max(1, min(batch_size, max_events - summary.read))
             handed = _Handed(state.seen)
             outcome = consume(selected, state.position, seen=handed, recorder=recorder, already_stored=already_stored)
-            for asset_event in outcome.asset_events:
+            for asset_event in newest_evaluations(outcome.asset_events, stored_check_time(dagster_instance)):
                 dagster_instance.report_runless_asset_event(asset_event)
             lookup.new_batch()
             replayed_ids.publish(dagster_instance, recorder.instance_name, handed.added)

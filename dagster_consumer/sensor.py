@@ -28,13 +28,14 @@ from dagster import (
 
 from airstream.dagster_consumer import replayed_ids
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
-from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
-from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW, SensorCursor
+from airstream.dagster_consumer.checks import newest_evaluations, stored_check_time
+from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume, records_written
+from airstream.dagster_consumer.cursor import SensorCursor
 from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.gap_range import GapRange, gap_range
 from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
 from airstream.dagster_consumer.mappings import AssetMappings
-from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds, check_horizon
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, Horizon, RecordedIds, check_horizon
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable, event_time
 from airstream.dagster_consumer.sources.rest import RestEventSource
@@ -68,11 +69,10 @@ def build_airflow_event_sensor(
     mappings: AssetMappings,
     minimum_interval_seconds: int = 1,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
-    deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW,
     rest_api: AirflowRestApi | None = None,
     rest_source: RestEventSource | None = None,
     gap_repair_interval: float | None = DEFAULT_GAP_REPAIR_INTERVAL,
-    deduplication_horizon: Any = DEFAULT_DEDUPLICATION_HORIZON,
+    deduplication_horizon: Horizon = DEFAULT_DEDUPLICATION_HORIZON,
     health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
 ) -> SensorDefinition:
     """A sensor that reads ``airflow_instance``'s events and records them on assets.
@@ -101,8 +101,6 @@ def build_airflow_event_sensor(
     recorded on that partition before it to the first one after) to gap repair and makes a sweep due now.
 
     Args:
-        deduplication_window: replaced by ``deduplication_horizon`` (ids are kept by time now);
-            still checked (a whole number, at least 1) so old definitions keep building, otherwise unused.
         deduplication_horizon: how long (event time) recorded ids are kept in the key-value store,
             a positive ``timedelta`` or seconds, 30 days by default; ``ValueError`` otherwise
             (deduplication cannot be turned off). Older events are checked in the event log.
@@ -118,7 +116,6 @@ def build_airflow_event_sensor(
             (what is still on the topic is lag, not a gap); a sweep that hit its bound or failed
             runs again on the next tick.
     """
-    _check_deduplication_window(deduplication_window)
     horizon = check_horizon(deduplication_horizon)
     if health_interval is not None and not (isinstance(health_interval, (int, float)) and health_interval >= 0):
         raise ValueError(f"health_interval must be seconds, 0 or more, or None (got {health_interval!r})")
@@ -148,7 +145,8 @@ def build_airflow_event_sensor(
         default_status=default_status,
         description=(
             f"Records the Airflow instance {airflow_instance.name!r}'s task, DAG-run and asset events "
-            f"from {sources} as asset events."
+            f"from {sources} as asset events. Each tick's log says how many events it read and how many "
+            "records (materializations, observations, check evaluations) it wrote."
         ),
     )
     def airflow_event_sensor(context: SensorEvaluationContext) -> SensorResult:
@@ -233,6 +231,8 @@ def build_airflow_event_sensor(
             cursor.health_at = now  # the first tick starts the heartbeat's clock
         if health is not None:
             asset_events.append(health)
+        asset_events = newest_evaluations(asset_events, stored_check_time(context.instance))
+        context.log.info(f"airstream: this tick wrote {records_written(asset_events)}")
         return SensorResult(asset_events=asset_events, cursor=cursor.serialize())
 
     return airflow_event_sensor
@@ -332,15 +332,6 @@ def _event_log_ids(instance: Any) -> EventLogIds:
 
 def _stamped(now: float, error: str) -> str:
     return f"{datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')} {error}"
-
-
-def _check_deduplication_window(window: object) -> None:
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(
-            f"deduplication_window must be a whole number of event ids, at least 1 (got {window!r}); "
-            "deduplication cannot be turned off. It no longer sets anything: recorded ids are kept by time, "
-            f"see deduplication_horizon (default {DEFAULT_DEDUPLICATION_HORIZON.days} days)"
-        )
 
 
 def _log(context: SensorEvaluationContext, outcome: ConsumeOutcome, line: str) -> None:

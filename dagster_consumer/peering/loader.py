@@ -39,14 +39,15 @@ from dagster.components import ComponentLoadContext, DefsStateConfig, DefsStateC
 
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.asset_keys import AirflowAssetKeys
-from airstream.dagster_consumer.cursor import DEFAULT_DEDUPLICATION_WINDOW
 from airstream.dagster_consumer.dag_history import DEFAULT_DAG_ASSET_HISTORY, DagAssetHistory
+from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.observation_defs import build_observation_defs
 from airstream.dagster_consumer.peering import dagster_state
 from airstream.dagster_consumer.peering.filter import AirflowFilter
 from airstream.dagster_consumer.peering.snapshot import InvalidPeeringSnapshot, PeeringSnapshot, fetch_peering_snapshot
 from airstream.dagster_consumer.proxy_jobs import with_proxy_jobs_of
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, Horizon
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 
 logger = logging.getLogger("airstream.peering")
@@ -87,7 +88,8 @@ class PeeringSettings:
     airflow_asset_keys: AirflowAssetKeys = field(default_factory=AirflowAssetKeys)
     sensor_minimum_interval_seconds: int = 1
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING
-    deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW
+    deduplication_horizon: Horizon = DEFAULT_DEDUPLICATION_HORIZON
+    health_interval: float | None = DEFAULT_HEALTH_INTERVAL
     dag_asset_history: DagAssetHistory = DEFAULT_DAG_ASSET_HISTORY
     state_checks: bool = True
     refresh_job: bool = True
@@ -180,7 +182,8 @@ class PeeringComponent(StateBackedComponent):
             airflow_filter=settings.airflow_filter,
             sensor_minimum_interval_seconds=settings.sensor_minimum_interval_seconds,
             default_sensor_status=settings.default_sensor_status,
-            deduplication_window=settings.deduplication_window,
+            deduplication_horizon=settings.deduplication_horizon,
+            health_interval=settings.health_interval,
             rest_api=settings.rest_api,
             dag_asset_history=settings.dag_asset_history,
             state_checks=settings.state_checks,
@@ -242,7 +245,8 @@ class AirflowPeering(PeeringComponent):
     airflow_asset_keys: AirflowAssetKeys = field(default_factory=AirflowAssetKeys)
     sensor_minimum_interval_seconds: int = 1
     default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING
-    deduplication_window: int = DEFAULT_DEDUPLICATION_WINDOW
+    deduplication_horizon: Horizon = DEFAULT_DEDUPLICATION_HORIZON
+    health_interval: float | None = DEFAULT_HEALTH_INTERVAL
     state_key: str | None = None
     rest_api: AirflowRestApi | None = None
     refresh_job: bool = True
@@ -258,7 +262,8 @@ class AirflowPeering(PeeringComponent):
             airflow_asset_keys=self.airflow_asset_keys,
             sensor_minimum_interval_seconds=self.sensor_minimum_interval_seconds,
             default_sensor_status=self.default_sensor_status,
-            deduplication_window=self.deduplication_window,
+            deduplication_horizon=self.deduplication_horizon,
+            health_interval=self.health_interval,
             dag_asset_history=self.dag_asset_history,
             state_checks=self.state_checks,
             refresh_job=self.refresh_job,

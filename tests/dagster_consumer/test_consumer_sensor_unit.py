@@ -313,7 +313,6 @@ def test_sensor_built_directly_from_mappings(instance: DagsterInstance) -> None:
         mappings=AssetMappings(
             by_task={("etl", "load"): [AssetKey("other")]}, dag_asset_history="all", state_checks=False
         ),
-        deduplication_window=5,
     )
     result = tick(sensor_def, None, instance)
     assert [e.asset_key for e in result.asset_events] == [DAG_KEY, AssetKey("other")]
@@ -377,12 +376,21 @@ def test_a_quiet_tick_records_no_health_observation(instance: DagsterInstance) -
     assert health(result) is None
 
 
-@pytest.mark.parametrize("window", [0, -1, 2.5, True])
-def test_a_deduplication_window_below_one_is_refused_at_definition_time(window: Any) -> None:
-    with pytest.raises(ValueError, match=r"deduplication_window must be a whole number of event ids, at least 1"):
+@pytest.mark.parametrize("horizon", [0, -1, True, "30d"])
+def test_a_deduplication_horizon_that_is_no_duration_is_refused_at_definition_time(horizon: Any) -> None:
+    with pytest.raises(ValueError, match=r"deduplication_horizon must be a positive duration"):
         build_defs_from_airflow_instance(
             airflow_instance=AirflowInstance(name="prod", event_source=ListEventSource()),
-            deduplication_window=window,
+            deduplication_horizon=horizon,
+        )
+
+
+@pytest.mark.parametrize("interval", [-1, "5m"])
+def test_a_health_interval_that_is_not_seconds_is_refused_at_definition_time(interval: Any) -> None:
+    with pytest.raises(ValueError, match=r"health_interval must be seconds"):
+        build_defs_from_airflow_instance(
+            airflow_instance=AirflowInstance(name="prod", event_source=ListEventSource()),
+            health_interval=interval,
         )
 
 

@@ -314,9 +314,3 @@ def test_a_cursor_of_the_earlier_form_keeps_its_ids(instance: DagsterInstance, c
 def test_a_horizon_that_is_not_a_positive_duration_is_refused(horizon: Any) -> None:
     with pytest.raises(ValueError, match=r"deduplication_horizon must be a positive duration.*cannot be turned off"):
         make_sensor(ListEventSource(), deduplication_horizon=horizon)
-
-
-@pytest.mark.parametrize("window", [0, -1])
-def test_the_old_count_window_still_refuses_zero_and_negative(window: int) -> None:
-    with pytest.raises(ValueError, match=r"deduplication_window .* at least 1.*deduplication_horizon"):
-        make_sensor(ListEventSource(), deduplication_window=window)

@@ -121,11 +121,6 @@ def test_poison_between_valid_events_never_costs_a_valid_one(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="consumer bug (.work/fault-findings.md #1): an older try's or run's outcome that arrives after newer "
-    "ones re-evaluates the mapped asset's airflow_task_succeeded check, which then shows the stale outcome",
-)
 def test_events_out_of_order_and_duplicated_hours_apart_end_in_the_right_state(
     durable_broker: TansuProcess, durable_topic: str, sensor_driver: SensorDriver
 ) -> None:
