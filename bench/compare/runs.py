@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import httpx
+
 from devstack.processes import StackError
 
 TERMINAL_RUN_STATES = ("success", "failed")
@@ -79,7 +81,7 @@ def drive_runs(api: RestApi, count: int, *, dag_count: int, in_flight: int = 3, 
     while next_number < count or pending:
         while next_number < count and len(pending) < in_flight:
             dag_id = dag_for(next_number, dag_count)
-            run = (dag_id, api.trigger(dag_id))
+            run = (dag_id, _trigger(api, dag_id))
             pending.append(run)
             driven.runs.append(run)
             next_number += 1
@@ -90,6 +92,18 @@ def drive_runs(api: RestApi, count: int, *, dag_count: int, in_flight: int = 3, 
     driven.finished = time.time()
     driven.terminals = [terminal for run in driven.runs for terminal in read_terminals(api, *run)]
     return driven
+
+
+def _trigger(api: RestApi, dag_id: str, attempts: int = 5) -> str:
+    """Trigger a run, retrying a server error (Airflow 3.3 on SQLite answered 500 once under load)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return api.trigger(dag_id)
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code < 500 or attempt == attempts:
+                raise
+            time.sleep(2 * attempt)
+    raise AssertionError("unreachable")
 
 
 def read_terminals(api: RestApi, dag_id: str, run_id: str) -> list[Terminal]:
