@@ -20,6 +20,7 @@ from airstream.dagster_consumer import (
     airflow_asset_key,
     build_defs_from_airflow_instance,
 )
+from airstream.dagster_consumer.sources.kafka import partition_offsets
 from airstream.schemas import Event, parse_event
 from devstack.airflow2 import Airflow2Venv, AirflowApiV1, LocalAirflow2, airflow2_env, start_airflow2
 from devstack.broker import Broker, create_topic
@@ -97,6 +98,7 @@ def _record_in_dagster(instance: DagsterInstance, bootstrap_servers: str, topic:
             name=INSTANCE, event_source=KafkaEventSource(bootstrap_servers=bootstrap_servers, topic=topic)
         ),
         defs=Definitions(),
+        dag_asset_history="all",  # every task outcome on the DAG asset, to compare with REST's
     )
     sensor = defs.resolve_sensor_def(SENSOR)
     cursor: str | None = None
@@ -105,7 +107,7 @@ def _record_in_dagster(instance: DagsterInstance, bootstrap_servers: str, topic:
         for asset_event in result.asset_events:
             instance.report_runless_asset_event(asset_event)
         cursor = result.cursor
-        consumed = sum(json.loads(cursor or "{}").get("position", {}).values())
+        consumed = sum(partition_offsets(json.loads(cursor or "{}").get("position")).values())
         if consumed >= on_topic and not result.asset_events:
             return tick
     raise AssertionError(f"the sensor did not catch up with the {on_topic} records on the topic in 20 ticks")

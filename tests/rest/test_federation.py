@@ -46,6 +46,7 @@ def _observed(af: RestAirflow, *, airflow_assets: bool) -> Definitions:
             auth_backend=af.auth_backend(),
         ),
         airflow_filter=AirflowFilter(dag_id_pattern="observe_*", retrieve_airflow_assets=airflow_assets),
+        dag_asset_history="all",  # every task outcome on the DAG asset, to compare with REST's
     )
 
 
