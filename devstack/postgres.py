@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,21 @@ def start_postgres(*, database: str = "airstream", timeout: float = 30.0) -> Ite
             _stop(server)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dagster_instance_on_new_database(server: PostgresServer, parent: Path) -> Iterator[Any]:
+    """A Dagster instance (home in a new folder under ``parent``) on a new database of ``server``;
+    disposed of on exit."""
+    database = f"dagster_{uuid.uuid4().hex[:12]}"
+    server.create_database(database)
+    on_database = PostgresServer(server.host, server.port, server.user, database, server.process)
+    with tempfile.TemporaryDirectory(dir=parent) as home:
+        instance = dagster_instance_on_postgres(on_database, Path(home))
+        try:
+            yield instance
+        finally:
+            instance.dispose()
 
 
 def dagster_instance_on_postgres(server: PostgresServer, home: Path) -> Any:

@@ -3,15 +3,13 @@ SQLite (``DagsterInstance.ephemeral()``) and a real PostgreSQL server (what prod
 
 from __future__ import annotations
 
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dagster import DagsterInstance
 
-from devstack.postgres import PostgresServer, dagster_instance_on_postgres, start_postgres
+from devstack.postgres import PostgresServer, dagster_instance_on_new_database, start_postgres
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +26,5 @@ def storage_instance(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
             yield instance
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    database = f"dagster_{uuid.uuid4().hex[:12]}"
-    server.create_database(database)
-    on_database = PostgresServer(server.host, server.port, server.user, database, server.process)
-    with tempfile.TemporaryDirectory(dir=tmp_path) as home:
-        instance = dagster_instance_on_postgres(on_database, Path(home))
-        try:
-            yield instance
-        finally:
-            instance.dispose()
+    with dagster_instance_on_new_database(server, tmp_path) as instance:
+        yield instance
