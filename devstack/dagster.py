@@ -40,26 +40,7 @@ def start_dagster(
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n" + instance_config)
-    tmp = home / "tmp"
-    tmp.mkdir(exist_ok=True)
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    # The repository's root on the path, for definitions that import devstack (not in the wheel).
-    python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": python_path}
-    process = ManagedProcess.start(
-        "dagster dev",
-        [dagster_executable(), "dev", "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
-        env=process_env,
-        cwd=home,
-        log_path=log_dir / "dagster-dev.log",
-    )
-    try:
-        process.wait_until(lambda: _answers(url), timeout=timeout, what="the Dagster webserver to answer")
-    except BaseException:
-        process.stop()
-        raise
-    return process, url
+    return _serve(home, "dagster dev", [dagster_executable(), "dev"], env, log_dir, definitions, port, timeout)
 
 
 def start_dagster_webserver(
@@ -78,19 +59,34 @@ def start_dagster_webserver(
     """
     if not (home / "dagster.yaml").exists():
         raise StackError(f"{home} holds no Dagster instance (no dagster.yaml): run the demo or the stack first")
+    webserver = str(Path(dagster_executable()).with_name("dagster-webserver"))
+    return _serve(home, "dagster-webserver", [webserver], env, log_dir, definitions, port, timeout)
+
+
+def _serve(
+    home: Path,
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    log_dir: Path,
+    definitions: Path,
+    port: int | None,
+    timeout: float,
+) -> tuple[ManagedProcess, str]:
+    """Run ``command`` serving ``definitions`` on the instance in ``home`` until its UI answers."""
     tmp = home / "tmp"
     tmp.mkdir(exist_ok=True)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
+    # The repository's root on the path, for definitions that import devstack (not in the wheel).
     python_path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     process_env = {**os.environ, **env, "DAGSTER_HOME": str(home), "TMPDIR": str(tmp), "PYTHONPATH": python_path}
-    executable = Path(dagster_executable()).with_name("dagster-webserver")
     process = ManagedProcess.start(
-        "dagster-webserver",
-        [str(executable), "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
+        name,
+        [*command, "-f", str(definitions), "-h", "127.0.0.1", "-p", str(port)],
         env=process_env,
         cwd=home,
-        log_path=log_dir / "dagster-webserver.log",
+        log_path=log_dir / f"{name.replace(' ', '-')}.log",
     )
     try:
         process.wait_until(lambda: _answers(url), timeout=timeout, what="the Dagster webserver to answer")
