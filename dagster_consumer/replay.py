@@ -3,10 +3,11 @@
 A bounded run of the one consume step (:func:`airstream.dagster_consumer.consume.consume`) with
 the sensor's translation: it reads the topic from the beginning (or from ``--since``, found with
 Kafka's ``offsets_for_times``) up to the high watermarks it sees at its start, stores the asset
-events with ``DagsterInstance.report_runless_asset_event`` (as Dagster's daemon stores a sensor's),
-and keeps its position and the ids of every event it recorded in a small state file, written
-atomically after each stored batch. Ctrl-C finishes the batch in hand, saves and stops; a rerun
-continues where it stopped; ``--restart`` starts over::
+events as runless events (as Dagster's daemon stores a sensor's) a batch at a time
+(:mod:`airstream.dagster_consumer.batch_store`), and keeps its position and the ids of every
+event it recorded in a small state file, written atomically after each stored batch. Ctrl-C
+finishes the batch in hand, saves and stops; a rerun continues where it stopped; ``--restart``
+starts over::
 
     airstream replay --instance prod -m my_project.definitions
     airstream replay --instance prod --bootstrap-servers broker:9092 --topic airflow.events \\
@@ -38,6 +39,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from airstream.dagster_consumer import replayed_ids
+from airstream.dagster_consumer.batch_store import store_asset_events
 from airstream.dagster_consumer.checks import newest_evaluations, stored_check_time
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import SeenEvents
@@ -305,8 +307,9 @@ def replay(
                 source.max_events_per_tick = max(1, min(batch_size, max_events - summary.read))
             handed = _Handed(state.seen)
             outcome = consume(selected, state.position, seen=handed, recorder=recorder, already_stored=already_stored)
-            for asset_event in newest_evaluations(outcome.asset_events, stored_check_time(dagster_instance)):
-                dagster_instance.report_runless_asset_event(asset_event)
+            store_asset_events(
+                dagster_instance, newest_evaluations(outcome.asset_events, stored_check_time(dagster_instance))
+            )
             lookup.new_batch()
             replayed_ids.publish(dagster_instance, recorder.instance_name, handed.added)
             state.position = outcome.position
