@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -17,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.compare import airflows, overhead, report, targets, throughput
+from bench.compare.machine import machine
 from bench.compare.observed import Observer
 from bench.compare.phases import Setup, observe
-from devstack import REPO_ROOT
 from devstack.broker import create_topic, start_broker
 from devstack.counting_proxy import CountingProxy
 from devstack.postgres import PostgresServer, start_postgres
@@ -50,32 +47,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not set(args.storages) <= {"sqlite", "postgres"}:
         parser.error("--storages takes sqlite and/or postgres")
     return args
-
-
-def machine() -> dict[str, Any]:
-    """The machine the figures come from."""
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    memory_kb = int(
-        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in line)
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "memory_gib": round(memory_kb / 1024 / 1024, 1),
-        "cpu_model": model,
-        "load_average_at_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "git_commit": subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-        or "unknown (not a git checkout)",
-    }
 
 
 def mapped_tasks(dag_count: int) -> dict[str, list[str]]:
