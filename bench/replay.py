@@ -1,13 +1,18 @@
-"""A replay of N events next to N bare ``report_runless_asset_event`` writes on the same storage.
+"""A replay of N events next to Dagster's own per-event write loop on the same storage.
 
-    .venv/bin/python -m bench.replay --events 100000
+    .venv/bin/python -m bench.replay --events 5000
+    .venv/bin/python -m bench.replay --events 5000 --storage postgres
+    .venv/bin/python -m bench.replay --events 100000 --storage postgres --per-event-limit 20000
 
 Starts a broker (as the tests do), publishes N task-success events of distinct runs of 50 DAGs,
-then times ``airstream replay`` into a fresh SQLite Dagster instance with definitions that map
-each DAG's ``load`` task to an asset (a materialization and an ``airflow_task_succeeded`` check
-evaluation per event), and, into another fresh SQLite instance, bare ``report_runless_asset_event``
-writes of the same translated asset events. The gap between the two is what the replay adds to
-Dagster's storage (reading the topic, translating, looking ids up in the event log, its state).
+then times ``airstream replay`` into a fresh Dagster instance with definitions that map each
+DAG's ``load`` task to an asset (a materialization and an ``airflow_task_succeeded`` check
+evaluation per event). Into two more fresh instances of the same storage it writes the same
+translated asset events twice: with Dagster's per-event loop (``report_runless_asset_event`` per
+event; ``--per-event-limit`` times only the first asset events, for long runs) and with
+:func:`airstream.dagster_consumer.batch_store.store_asset_events` in the replay's batches. The
+storage is SQLite (Dagster's default) or, with ``--storage postgres``, a new database per
+instance on a PostgreSQL server started as the tests start it (``devstack.postgres``).
 """
 
 from __future__ import annotations
@@ -19,17 +24,22 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from dagster import DagsterInstance
 from kafka import KafkaProducer
 
+from airstream.dagster_consumer.batch_store import batches_on, store_asset_events
 from airstream.dagster_consumer.cli import main as airstream_main
+from airstream.dagster_consumer.replay import DEFAULT_BATCH
 from airstream.dagster_consumer.sensor import built_sensor_parts
 from airstream.dagster_consumer.translate import translate
 from airstream.schemas import EventType, TaskInstanceEvent, message_key, serialize_event
 from devstack.broker import create_topic, start_broker
+from devstack.postgres import dagster_yaml_for, start_postgres
 
 
 def _events(count: int) -> list[TaskInstanceEvent]:
@@ -75,12 +85,46 @@ defs = build_defs_from_airflow_instance(
 """
 
 
+@contextlib.contextmanager
+def _instance_homes(storage: str, work: Path) -> Iterator[Callable[[str], Path]]:
+    """``home(name)``: a new Dagster home under ``work`` on ``storage`` (a new PostgreSQL database each)."""
+    server_context = start_postgres() if storage == "postgres" else contextlib.nullcontext()
+    with server_context as server:
+
+        def home(name: str) -> Path:
+            folder = work / name
+            folder.mkdir()
+            yaml = "telemetry:\n  enabled: false\n"
+            if server is not None:
+                database = f"bench_{name}_{uuid.uuid4().hex[:8]}"
+                server.create_database(database)
+                yaml = dagster_yaml_for(replace(server, database=database))
+            (folder / "dagster.yaml").write_text(yaml)
+            return folder
+
+        yield home
+
+
+def _rates(label: str, events: int, asset_events: int, seconds: float) -> str:
+    per_event = f"{events / seconds:,.0f} events/s, " if events else ""
+    return f"{label}: {seconds:.1f} s, {per_event}{asset_events / seconds:,.0f} asset events/s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--per-event-limit", type=int, help="time Dagster's per-event loop on only this many asset events"
+    )
     args = parser.parse_args()
     events = _events(args.events)
-    with tempfile.TemporaryDirectory() as work, start_broker(Path(work) / "broker") as broker:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        start_broker(Path(folder) / "broker") as broker,
+        _instance_homes(args.storage, Path(folder)) as new_home,
+    ):
+        work = Path(folder)
         topic = f"bench-replay-{uuid.uuid4().hex[:8]}"
         create_topic(broker.bootstrap_servers, topic, partitions=3)
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=20)
@@ -89,14 +133,11 @@ def main() -> None:
             producer.send(topic, key=message_key(event.instance, event.dag_id), value=serialize_event(event))
         producer.flush(timeout=120)
         producer.close()
-        print(f"published {len(events):,} events in {time.monotonic() - began:.1f} s")
+        print(f"published {len(events):,} events in {time.monotonic() - began:.1f} s; storage: {args.storage}")
 
-        definitions = Path(work) / "bench_replay_definitions.py"
+        definitions = work / "bench_replay_definitions.py"
         definitions.write_text(_DEFINITIONS.format(servers=broker.bootstrap_servers, topic=topic))
-        replay_home = Path(work) / "replay_home"
-        replay_home.mkdir()
-        (replay_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        os.environ["DAGSTER_HOME"] = str(replay_home)
+        os.environ["DAGSTER_HOME"] = str(new_home("replay_home"))
         output = io.StringIO()
         began = time.monotonic()
         with contextlib.redirect_stdout(output):
@@ -109,18 +150,32 @@ def main() -> None:
         assert parts is not None
         recorder = parts[0]
         asset_events = [asset_event for event in events for asset_event in translate(event, mappings=recorder.mappings)]
-        bare_home = Path(work) / "bare_home"
-        bare_home.mkdir()
-        (bare_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        with DagsterInstance.from_config(str(bare_home)) as instance:
+        print(_rates(f"replay of {len(events):,} events", len(events), len(asset_events), replay_seconds))
+
+        per_event = asset_events[: args.per_event_limit] if args.per_event_limit else asset_events
+        with DagsterInstance.from_config(str(new_home("per_event_home"))) as instance:
             began = time.monotonic()
-            for asset_event in asset_events:
+            for asset_event in per_event:
                 instance.report_runless_asset_event(asset_event)
-            bare_seconds = time.monotonic() - began
+            per_event_seconds = time.monotonic() - began
+        print(_rates(f"{len(per_event):,} report_runless_asset_event writes", 0, len(per_event), per_event_seconds))
+
+        with DagsterInstance.from_config(str(new_home("batch_home"))) as instance:
+            assert batches_on(instance), "store_asset_events falls back to per-event writes here"
+            began = time.monotonic()
+            for start in range(0, len(asset_events), 2 * DEFAULT_BATCH):
+                store_asset_events(instance, asset_events[start : start + 2 * DEFAULT_BATCH])
+            batch_seconds = time.monotonic() - began
         print(
-            f"replay of {len(events):,} events: {replay_seconds:.1f} s ({len(events) / replay_seconds:,.0f} events/s); "
-            f"{len(asset_events):,} bare report_runless_asset_event writes: {bare_seconds:.1f} s "
-            f"({len(asset_events) / bare_seconds:,.0f}/s); the replay takes {replay_seconds / bare_seconds:.2f}x"
+            _rates(f"{len(asset_events):,} asset events with store_asset_events", 0, len(asset_events), batch_seconds)
+        )
+
+        loop_rate = len(per_event) / per_event_seconds
+        replay_ratio = len(asset_events) / replay_seconds / loop_rate
+        batch_ratio = len(asset_events) / batch_seconds / loop_rate
+        print(
+            f"asset events/s over Dagster's per-event loop: replay {replay_ratio:.2f}x, "
+            f"store_asset_events alone {batch_ratio:.2f}x"
         )
 
 
