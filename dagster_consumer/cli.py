@@ -1,10 +1,12 @@
-"""The ``airstream`` command on the Dagster side: ``airstream peering refresh`` and ``airstream replay``.
+"""The ``airstream`` command on the Dagster side: ``airstream peering refresh``, ``airstream replay``
+and ``airstream stream``.
 
-Both load your definitions in-process (as the code location would) with
+Each loads your definitions in-process (as the code location would) with
 :func:`load_user_definitions`, so what they do matches what the code location does::
 
     airstream peering refresh -m my_project.definitions
     airstream replay --instance prod -m my_project.definitions --since 2026-11-01
+    airstream stream --instance prod -m my_project.definitions
 """
 
 from __future__ import annotations
@@ -41,11 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from airstream.dagster_consumer.replay import add_replay_parser
 
     add_replay_parser(commands)
+    from airstream.dagster_consumer.stream import add_stream_parser
+
+    add_stream_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "replay":
         from airstream.dagster_consumer.replay import replay_command
 
         return replay_command(args, parser)
+    if args.command == "stream":
+        from airstream.dagster_consumer.stream import stream_command
+
+        return stream_command(args)
     from airstream.dagster_consumer.peering.cli import refresh_command
 
     return refresh_command(module=args.module, file=args.file, instance_names=args.instances)

@@ -29,7 +29,7 @@ from dagster import (
 from airstream.dagster_consumer import replayed_ids
 from airstream.dagster_consumer.airflow_instance import AirflowInstance
 from airstream.dagster_consumer.checks import newest_evaluations, stored_check_time
-from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume, records_written
+from airstream.dagster_consumer.consume import ConsumeOutcome, EventIds, Recorder, consume, records_written
 from airstream.dagster_consumer.cursor import SensorCursor
 from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.gap_range import GapRange, gap_range
@@ -39,6 +39,7 @@ from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZO
 from airstream.dagster_consumer.rest.records import AirflowRestApi
 from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable, event_time
 from airstream.dagster_consumer.sources.rest import RestEventSource
+from airstream.dagster_consumer.stream_handover import sensor_handover
 from airstream.dagster_consumer.translate import AssetEvent
 
 DEFAULT_GAP_REPAIR_INTERVAL = 300.0
@@ -163,10 +164,16 @@ def build_airflow_event_sensor(
         lookup = _event_log_ids(context.instance)
         lookup.new_batch()
         _take_replayed(context, airflow_instance.name, cursor, ids)
+        handover = sensor_handover(context.instance, airflow_instance.name, cursor, ids, now=now)
+        if handover.deferred:  # `airstream stream` records the topic now: nothing from it here
+            context.log.info(handover.reason)
+            cursor.ids = ids.commit()
+            return SensorResult(asset_events=[], cursor=cursor.serialize())
+        seen = handover.seen  # this sensor's recorded ids and those of streams that ran
 
         def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
             keys = {asset_event.asset_key for asset_event in translated}
-            held = ids.stored_by_dead_tick(event.event_id) & keys
+            held = (ids.stored_by_dead_tick(event.event_id) | handover.stored_by_dead_batch(event.event_id)) & keys
             if ids.degraded or ids.is_old(event_time(event)):
                 held |= lookup.keys_holding(event.event_id, keys)
             return held
@@ -178,7 +185,9 @@ def build_airflow_event_sensor(
         gap: GapRange | None = None
         topic_caught_up = True
         if event_source is not None:
-            outcome = consume(event_source, cursor.position, seen=ids, recorder=recorder, already_stored=already_stored)
+            outcome = consume(
+                event_source, cursor.position, seen=seen, recorder=recorder, already_stored=already_stored
+            )
             outcomes.append(outcome)
             cursor.position = outcome.position
             topic_caught_up = outcome.caught_up
@@ -195,13 +204,13 @@ def build_airflow_event_sensor(
                 cursor.times[partition] = max(cursor.times.get(partition, 0), int(newest.timestamp()))
         if rest is not None:
             if event_source is None:  # fallback: every tick, failures fail the tick as Kafka's do
-                outcome = _rest_step(rest, cursor, recorder, ids, already_stored, now=now)
+                outcome = _rest_step(rest, cursor, recorder, seen, already_stored, now=now)
                 outcomes.append(outcome)
                 asset_events.extend(outcome.asset_events)
                 _log(context, outcome, f"{outcome.read} read from REST; {outcome.summary()}")
             elif interval and topic_caught_up:  # a topic still being read is lag, not a gap
                 asset_events.extend(
-                    _gap_repair(context, rest, cursor, recorder, interval, outcomes, ids, already_stored, errors)
+                    _gap_repair(context, rest, cursor, recorder, interval, outcomes, seen, already_stored, errors)
                 )
         cursor.ids = ids.commit()
         for outcome in outcomes:
@@ -274,7 +283,7 @@ def _gap_repair(
     recorder: Recorder,
     interval: float,
     outcomes: list[ConsumeOutcome],
-    ids: RecordedIds,
+    ids: EventIds,
     already_stored: Any,
     errors: list[str],
 ) -> list[AssetEvent]:
@@ -303,7 +312,7 @@ def _rest_step(
     rest: RestEventSource,
     cursor: SensorCursor,
     recorder: Recorder,
-    ids: RecordedIds,
+    ids: EventIds,
     already_stored: Any,
     *,
     now: float,

@@ -15,8 +15,9 @@ reading resumes at the earliest offset the broker still has and the batch report
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +65,9 @@ class KafkaEventSource(EventSource):
         client_options: passed to kafka-python's ``KafkaConsumer`` as they are, for security
             (``security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
             sasl_plain_username=..., sasl_plain_password=..., ssl_cafile=...``) and tuning.
+        partitions: read only these partitions of the topic (``None``: all of them), for a static
+            split of the topic between several ``airstream stream`` processes; a position's
+            entries for other partitions are left out of the positions it returns.
         dead_letter_topic: a topic each poison message (not an event, a null value, a failed
             schema, an unknown major version) is copied to, as it is (key, value, headers), with
             the headers ``airstream-error`` (why) and ``airstream-origin`` (``topic[partition]@offset``).
@@ -85,6 +89,7 @@ class KafkaEventSource(EventSource):
         connect_timeout_seconds: float = 10.0,
         client_options: Mapping[str, Any] | None = None,
         dead_letter_topic: str | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> None:
         if not bootstrap_servers or not bootstrap_servers.strip():
             raise ValueError("KafkaEventSource: bootstrap_servers is empty; pass host:port[,host:port]")
@@ -108,23 +113,69 @@ class KafkaEventSource(EventSource):
                 f"KafkaEventSource: dead_letter_topic must be a topic other than {topic!r} (got {dead_letter_topic!r})"
             )
         self.dead_letter_topic = dead_letter_topic
+        if partitions is not None and (not partitions or any(int(p) < 0 for p in partitions)):
+            raise ValueError(f"KafkaEventSource: partitions must be partition numbers, 0 or more (got {partitions!r})")
+        self.partitions = frozenset(int(p) for p in partitions) if partitions is not None else None
+        self._session: _Session | None = None
 
     def describe(self) -> str:
-        return f"kafka://{','.join(self.bootstrap_servers)}/{self.topic}"
+        where = f"kafka://{','.join(self.bootstrap_servers)}/{self.topic}"
+        return where + (f" (partitions {','.join(map(str, sorted(self.partitions)))})" if self.partitions else "")
 
     def read(self, position: Position | None) -> EventBatch:
         offsets = partition_offsets(position)
-        consumer = self._connect()
+        if self.partitions is not None:
+            offsets = {p: o for p, o in offsets.items() if p in self.partitions}
+        session = self._session
+        if session is not None and session.consumer is None:
+            # A kept connection's fetches must not outwait max_wait at the broker either.
+            wait = {"fetch_max_wait_ms": min(500, max(10, int(session.max_wait * 1000)))}
+            session.consumer = self._connect(**{k: v for k, v in wait.items() if k not in self.client_options})
+        consumer = session.consumer if session is not None else self._connect()
         try:
-            return self._read(consumer, offsets, stored_topic_id=(position or {}).get(TOPIC_ID))
-        except EventSourceUnavailable:
-            raise
-        except Exception as error:  # kafka-python raises many types; name the source in one
+            return self._read(consumer, offsets, stored_topic_id=(position or {}).get(TOPIC_ID), session=session)
+        except Exception as error:
+            if session is not None:  # a failed read may leave the client in any state: connect afresh next time
+                session.consumer = None
+                session.offsets = None
+                consumer.close()
+            if isinstance(error, EventSourceUnavailable):
+                raise
+            # kafka-python raises many types; name the source in one
             raise EventSourceUnavailable(f"reading {self.describe()} failed: {error}") from error
         finally:
-            consumer.close()
+            if session is None:
+                consumer.close()
 
-    def _connect(self) -> Any:
+    @contextmanager
+    def session(self, max_wait: float = 0.5) -> Iterator[KafkaEventSource]:
+        """Keep one connection open for every :meth:`read` inside the ``with`` block (a long-running
+        reader, ``airstream stream``), instead of one per read (a sensor tick).
+
+        Inside the block a read waits at most ``max_wait`` seconds for a first message, returns as
+        soon as it has read to the end of what the broker has, and keeps the client's fetched data
+        when the next read starts where the last one ended. Outside it nothing changes.
+
+        Example::
+
+            with source.session(max_wait=0.2):
+                while running:
+                    batch = source.read(position)
+                    position = batch.position
+        """
+        if max_wait <= 0:
+            raise ValueError(f"KafkaEventSource.session: max_wait must be positive seconds (got {max_wait!r})")
+        if self._session is not None:
+            raise RuntimeError(f"{self.describe()}: a session is already open on this source")
+        self._session = _Session(max_wait=max_wait)
+        try:
+            yield self
+        finally:
+            session, self._session = self._session, None
+            if session.consumer is not None:
+                session.consumer.close()
+
+    def _connect(self, **overrides: Any) -> Any:
         from kafka import KafkaConsumer
 
         found: list[BaseException] = []
@@ -138,15 +189,26 @@ class KafkaEventSource(EventSource):
                     auto_offset_reset="none",  # an offset out of range raises: never a silent jump
                     bootstrap_timeout_ms=int(self.connect_timeout_seconds * 1000),
                     **self.client_options,
+                    **overrides,
                 )
         except Exception as error:
             raise EventSourceUnavailable(explain(self.bootstrap_servers, self.client_options, found)) from error
 
-    def _read(self, consumer: Any, offsets: dict[int, int], stored_topic_id: object = None) -> EventBatch:
+    def _read(
+        self, consumer: Any, offsets: dict[int, int], stored_topic_id: object = None, session: _Session | None = None
+    ) -> EventBatch:
         from kafka import TopicPartition
         from kafka.errors import OffsetOutOfRangeError
 
         partitions = consumer.partitions_for_topic(self.topic)
+        if partitions and self.partitions is not None:
+            missing = self.partitions - set(partitions)
+            if missing:
+                raise EventSourceUnavailable(
+                    f"{self.describe()}: the topic has no partition {', '.join(map(str, sorted(missing)))} "
+                    f"(it has {', '.join(map(str, sorted(partitions)))}); pass partitions the topic has"
+                )
+            partitions = self.partitions
         if not partitions:
             return EventBatch(
                 events=[],
@@ -159,7 +221,10 @@ class KafkaEventSource(EventSource):
         assigned = [TopicPartition(self.topic, partition) for partition in sorted(partitions)]
         consumer.assign(assigned)
         recreated: list[Any] = []
-        for topic_partition in assigned:
+        # A kept connection already stands where the last read ended: seeking again would drop
+        # what the client has fetched ahead.
+        in_place = session is not None and session.offsets == offsets and session.topic_id == topic_id
+        for topic_partition in [] if in_place else assigned:
             if topic_partition.partition in offsets:
                 consumer.seek(topic_partition, offsets[topic_partition.partition])
                 if isinstance(stored_topic_id, str) and topic_id is not None and stored_topic_id != topic_id:
@@ -181,9 +246,10 @@ class KafkaEventSource(EventSource):
             first_after_gap[topic_partition.partition] = None
         deadline = time.monotonic() + self.max_seconds_per_tick
         read = 0
+        poll_ms = int(session.max_wait * 1000) if session is not None else 500
         while read < self.max_events_per_tick and time.monotonic() < deadline:
             try:
-                polled = consumer.poll(timeout_ms=500, max_records=self.max_events_per_tick - read)
+                polled = consumer.poll(timeout_ms=poll_ms, max_records=self.max_events_per_tick - read)
             except OffsetOutOfRangeError as error:  # below the log start: retention passed the cursor
                 for topic_partition, offset in dict(error.args[0] if error.args else {}).items():
                     gaps.append(self._resume_from_earliest(consumer, topic_partition, offset, "below the log start"))
@@ -215,12 +281,16 @@ class KafkaEventSource(EventSource):
                     first_after_gap[topic_partition.partition] = None
                 if not beyond and self._caught_up(consumer, assigned):
                     break
+            elif session is not None and self._caught_up(consumer, assigned):
+                break  # a long-running reader hands what it has over at once: no wait for more
         if poison and self.dead_letter_topic:
             self._dead_letter(poison)
         ends = {str(tp.partition): int(end) for tp in assigned if (end := consumer.highwater(tp)) is not None}
         position: Position = {str(partition): offset for partition, offset in sorted(offsets.items())}
         if topic_id is not None:
             position[TOPIC_ID] = topic_id
+        if session is not None:
+            session.offsets, session.topic_id = dict(offsets), topic_id
         return EventBatch(
             events=events,
             position=position,
@@ -288,3 +358,13 @@ class KafkaEventSource(EventSource):
             if highwater is None or consumer.position(topic_partition) < highwater:
                 return False
         return True
+
+
+@dataclass
+class _Session:
+    """The connection a :meth:`KafkaEventSource.session` keeps, and where its last read ended."""
+
+    max_wait: float
+    consumer: Any = None
+    offsets: dict[int, int] | None = None
+    topic_id: str | None = None
