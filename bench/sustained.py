@@ -401,9 +401,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "published": count,
             "recorded_distinct": len(recorded_ids),
             "duplicates": recorded.duplicates,
-            "missing": len(set(ids) - recorded_ids),
+            "missing": len(set(ids) - recorded_ids),  # not recorded when the run stopped (see drained_...)
             "unexpected": len(recorded_ids - set(ids)),
             "ok": recorded.duplicates == 0 and recorded_ids == set(ids),
+            "no_duplicates": recorded.duplicates == 0 and not recorded_ids - set(ids),
         },
         "samples": samples,
         "consumer_log_tail": consumer_log.splitlines(),
@@ -423,8 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         f"lag (s) p50 {lag['p50']} p95 {lag['p95']} max {lag['max']}; max lag {results['max_lag_events']:,} events; "
         f"record latency p50 {results['record_latency_seconds']['p50']} s; "
         f"recorded {once['recorded_distinct']:,} of {once['published']:,} published, {once['duplicates']} duplicates, "
-        f"{once['missing']} missing: exactly once {'yes' if once['ok'] else 'NO'}"
+        f"{once['missing']} missing when stopped: exactly once {'yes' if once['ok'] else 'NO'}"
     )
+    if results["drained_seconds_after_last_event"] is None:
+        print(f"not drained: {once['missing']:,} events were still unrecorded --drain-seconds after the last one")
     print(f"results: {args.out}")
     return 0
 

@@ -16,12 +16,15 @@ from typing import Any
 from bench.compare import airflows, overhead, report, targets, throughput
 from bench.compare.machine import machine
 from bench.compare.observed import Observer
-from bench.compare.phases import Setup, observe
+from bench.compare.phases import PhaseResult, Setup, observe
 from devstack.broker import create_topic, start_broker
 from devstack.counting_proxy import CountingProxy
 from devstack.postgres import PostgresServer, start_postgres
 
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "bench"
+# latency: Airflow 2.11 side by side (and the load at the first DAG count); load: the REST load per
+# DAG count; airflow3: airstream alone on Airflow 3.3; overhead: the listener's; throughput: the consumer's.
+SECTIONS = ("latency", "load", "airflow3", "overhead", "throughput")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,17 +38,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--airlift-fast-interval", type=int, default=1, help="Airlift's fastest sensor interval")
     parser.add_argument("--throughput-events", type=int, default=5000, help="events per throughput pass")
     parser.add_argument("--overhead-events", type=int, default=500, help="events per listener-overhead pass")
+    parser.add_argument(
+        "--gap-repair-interval",
+        type=float,
+        default=30,
+        help="seconds between the gap-repair observer's REST sweeps in the load phases (default 30; --quick: 5)",
+    )
     parser.add_argument("--skip-airflow3", action="store_true", help="leave out airstream on Airflow 3.3")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"the sections to run, comma-separated, of {','.join(SECTIONS)} (default all); e.g. --only load",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: 5 runs, 10 DAGs, SQLite, short windows")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"where results.json and latency.png go ({RESULTS})")
     args = parser.parse_args(argv)
     if args.quick:
         args.runs, args.dag_counts, args.storages = min(args.runs, 5), "10", "sqlite"
         args.idle_seconds, args.throughput_events, args.overhead_events = 15, 300, 50
+        args.gap_repair_interval = min(args.gap_repair_interval, 5)
     args.dag_counts = [int(count) for count in str(args.dag_counts).split(",")]
     args.storages = [storage.strip() for storage in str(args.storages).split(",")]
     if not set(args.storages) <= {"sqlite", "postgres"}:
         parser.error("--storages takes sqlite and/or postgres")
+    args.only = [section.strip() for section in str(args.only).split(",") if section.strip()]
+    if not args.only or not set(args.only) <= set(SECTIONS):
+        parser.error(f"--only takes sections of {','.join(SECTIONS)}, comma-separated")
+    if args.gap_repair_interval <= 0:
+        parser.error("--gap-repair-interval must be positive")
     return args
 
 
@@ -62,7 +82,14 @@ def side_by_side(
     results: dict[str, Any],
     save: Callable[[], None],
 ) -> None:
-    """Airflow 2.11 watched by airstream's sensor and Airlift at its default and fastest intervals."""
+    """Airflow 2.11 watched by airstream's sensor and Airlift at its default and fastest intervals.
+
+    A fourth observer, airstream's sensor with REST gap repair every ``--gap-repair-interval``
+    seconds, is there for its REST load (its latency is not measured). Its instance name is not the
+    listener's, so its Kafka path records nothing and every terminal state reaches it through a
+    sweep: what one sweep asks of Airflow does not depend on what the topic held, and this is the
+    most a sweep records.
+    """
     topic = f"bench-af2-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, partitions=3)
     first = args.dag_counts[0]
@@ -71,25 +98,51 @@ def side_by_side(
         env,
         af,
     ):
-        results["overhead"]["memory"] = overhead.listener_memory(venv, env, bootstrap)
+        if "overhead" in args.only:
+            results["overhead"]["memory"] = overhead.listener_memory(venv, env, bootstrap)
+        if "latency" not in args.only and "load" not in args.only:
+            return
         api = af.api()
+        gap = args.gap_repair_interval
         observers = [
             Observer("af2", "airstream", "airstream (Kafka sensor)"),
             Observer("airlift_default", "airlift", "Airlift (30 s, default)"),
             Observer("airlift_fast", "airlift", f"Airlift ({args.airlift_fast_interval} s, fastest)"),
         ]
+        if "load" in args.only:
+            observers.append(
+                Observer("af2_gap", "airstream", f"airstream (Kafka sensor + gap repair every {gap:g} s)", gap)
+            )
         intervals = {"airlift_default": 30, "airlift_fast": args.airlift_fast_interval}
         with contextlib.ExitStack() as stack:
             proxies = {o.name: stack.enter_context(CountingProxy(af.url)) for o in observers}
             config = {
-                "airstream": [{"name": "af2", "bootstrap_servers": bootstrap, "topic": topic}],
+                "airstream": [
+                    {"name": o.name, "bootstrap_servers": bootstrap, "topic": topic}
+                    | (
+                        {"gap_repair_url": proxies[o.name].url, "gap_repair_interval": gap}
+                        if o.gap_repair_interval
+                        else {}
+                    )
+                    for o in observers
+                    if o.kind == "airstream"
+                ],
                 "airlift": [{"name": n, "url": proxies[n].url, "interval": i} for n, i in intervals.items()],
                 "mapped_tasks": mapped_tasks(first),
             }
             setup = Setup(observers, config, proxies, intervals)
-            labels = {o.name: o.label for o in observers}
-            kinds = {o.name: o.kind for o in observers}
-            for index, storage in enumerate(args.storages):
+
+            def load_entry(count: int, storage: str, phase: PhaseResult) -> dict[str, Any]:
+                return {
+                    "dag_count": count,
+                    "storage": storage,
+                    "labels": {o.name: o.label for o in observers},
+                    "kinds": {o.name: o.kind for o in observers},
+                    "gap_repair": setup.gap_repair,
+                    "observers": phase.load,
+                }
+
+            for index, storage in enumerate(args.storages if "latency" in args.only else []):
                 print(f"== Airflow 2.11, {storage}: {args.runs} runs, {first} DAGs", flush=True)
                 phase = observe(
                     work,
@@ -112,18 +165,12 @@ def side_by_side(
                         "observers": phase.observed,
                     }
                 )
-                if index == 0:
-                    results["load"].append(
-                        {
-                            "dag_count": first,
-                            "storage": storage,
-                            "labels": labels,
-                            "kinds": kinds,
-                            "observers": phase.load,
-                        }
-                    )
+                if index == 0 and "load" in args.only:
+                    results["load"].append(load_entry(first, storage, phase))
                 save()
-            for count in args.dag_counts[1:]:
+            if "load" not in args.only:
+                return
+            for count in args.dag_counts if "latency" not in args.only else args.dag_counts[1:]:
                 print(f"== Airflow 2.11, load with {count} DAGs", flush=True)
                 expected = airflows.set_dag_count(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]), count)
                 airflows.wait_for_dags(api, expected)
@@ -138,15 +185,7 @@ def side_by_side(
                     idle_seconds=args.idle_seconds,
                     measure_latency=False,
                 )
-                results["load"].append(
-                    {
-                        "dag_count": count,
-                        "storage": args.storages[0],
-                        "labels": labels,
-                        "kinds": kinds,
-                        "observers": phase.load,
-                    }
-                )
+                results["load"].append(load_entry(count, args.storages[0], phase))
                 save()
 
 
@@ -205,22 +244,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def save() -> None:
         results["seconds"] = round(time.monotonic() - began, 1)
-        results["targets"] = targets.evaluate(results)
+        results["targets"] = targets.evaluate(results, sustained=targets.read_sustained(args.out / "sustained.json"))
         report.write_json(results, args.out / "results.json")
 
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch, contextlib.ExitStack() as stack:
         work = Path(scratch)
         broker = stack.enter_context(start_broker(work / "broker"))
         postgres = stack.enter_context(start_postgres())
-        print("== listener overhead", flush=True)
-        results["overhead"]["timing"] = overhead.listener_timing(
-            work / "overhead", broker.bootstrap_servers, args.overhead_events
-        )
-        side_by_side(work, args, broker.bootstrap_servers, postgres, results, save)
-        if not args.skip_airflow3:
+        if "overhead" in args.only:
+            print("== listener overhead", flush=True)
+            results["overhead"]["timing"] = overhead.listener_timing(
+                work / "overhead", broker.bootstrap_servers, args.overhead_events
+            )
+        if {"latency", "load", "overhead"} & set(args.only):
+            side_by_side(work, args, broker.bootstrap_servers, postgres, results, save)
+        if "airflow3" in args.only and not args.skip_airflow3:
             airflow3_alone(work, args, broker.bootstrap_servers, postgres, results)
             save()
-        for storage in ("sqlite", "postgres"):
+        for storage in ("sqlite", "postgres") if "throughput" in args.only else ():
             print(f"== consumer throughput, {storage}", flush=True)
             results["throughput"].append(
                 throughput.measure_throughput(
@@ -240,12 +281,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args)
-    report.draw_latency(results, args.out / "latency.png")
+    if results["latency"]:
+        report.draw_latency(results, args.out / "latency.png")
     print(report.table(results))
     for target in results["targets"]:
         mark = {True: "met", False: "MISSED", None: "n/a"}[target["met"]]
         print(f"  [{mark:6}] {target['target']}: {target['measured']}")
-    print(f"results: {args.out / 'results.json'}, {args.out / 'latency.png'} ({results['seconds']:.0f} s)")
+    drawn = f", {args.out / 'latency.png'}" if results["latency"] else ""
+    print(f"results: {args.out / 'results.json'}{drawn} ({results['seconds']:.0f} s)")
     return 0
 
 

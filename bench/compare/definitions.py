@@ -8,6 +8,10 @@ what to observe::
      "airlift": [{"name": "airlift_default", "url": "http://127.0.0.1:8081", "interval": 30}],
      "mapped_tasks": {"bench_0000": ["work"], "bench_failing": ["extract", "load"]}}
 
+An airstream observer with ``"gap_repair_url"`` and ``"gap_repair_interval"`` also sweeps that
+Airflow's REST API (basic auth) every so many seconds, its sensor built as the README says for a
+tuned interval (:func:`airstream.dagster_consumer.build_airflow_event_sensor`).
+
 Every observer maps each task of ``mapped_tasks`` to ``[name, "task", dag_id, task_id]``; DAG
 runs land on ``[name, "dag", dag_id]`` (an airstream observer's ``dag_asset_history``, default
 ``"runs"``, may ask for every event there). Distinct names keep the observers' keys apart.
@@ -25,7 +29,15 @@ from dagster_airlift.core import AirflowBasicAuthBackend, assets_with_task_mappi
 from dagster_airlift.core import AirflowInstance as AirliftInstance
 from dagster_airlift.core import build_defs_from_airflow_instance as airlift_defs
 
-from airstream.dagster_consumer import AirflowInstance, KafkaEventSource, build_defs_from_airflow_instance
+from airstream.dagster_consumer import (
+    AirflowInstance,
+    AirflowRestClient,
+    AssetMappings,
+    BasicAuthBackend,
+    KafkaEventSource,
+    build_airflow_event_sensor,
+    build_defs_from_airflow_instance,
+)
 from airstream.dagster_consumer import assets_with_task_mappings as airstream_task_mappings
 
 USERNAME = PASSWORD = "admin"
@@ -43,11 +55,33 @@ def _airstream(observer: dict[str, Any], mapped_tasks: dict[str, list[str]]) -> 
         for dag_id, task_ids in sorted(mapped_tasks.items())
         for spec in airstream_task_mappings(dag_id=dag_id, task_mappings=_task_specs(name, dag_id, task_ids))
     ]
-    return build_defs_from_airflow_instance(
-        airflow_instance=AirflowInstance(name=name, event_source=source),
+    instance = AirflowInstance(name=name, event_source=source)
+    history = observer.get("dag_asset_history", "runs")
+    built = build_defs_from_airflow_instance(
+        airflow_instance=instance,
         defs=Definitions(assets=mapped),
         sensor_minimum_interval_seconds=1,
-        dag_asset_history=observer.get("dag_asset_history", "runs"),
+        dag_asset_history=history,
+    )
+    if not observer.get("gap_repair_url"):
+        return built
+    # The REST client goes to the sensor only: an instance with an auth_backend would also peer
+    # (list every DAG at load), which is not what this observer measures.
+    rest = AirflowRestClient(BasicAuthBackend(observer["gap_repair_url"], USERNAME, PASSWORD))
+    sensor = build_airflow_event_sensor(
+        airflow_instance=instance,
+        mappings=AssetMappings.from_definitions(Definitions(assets=mapped), dag_asset_history=history),
+        minimum_interval_seconds=1,
+        rest_api=rest,
+        gap_repair_interval=float(observer["gap_repair_interval"]),
+    )
+    return Definitions(
+        assets=built.assets,
+        asset_checks=built.asset_checks,
+        jobs=built.jobs,
+        sensors=[sensor, *(other for other in built.sensors or [] if other.name != sensor.name)],
+        schedules=built.schedules,
+        resources=built.resources,
     )
 
 

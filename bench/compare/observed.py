@@ -33,11 +33,13 @@ Key = tuple[str, str, str, str | None]
 
 @dataclass(frozen=True)
 class Observer:
-    """One observer in the Dagster instance: ``kind`` is ``"airstream"`` or ``"airlift"``."""
+    """One observer in the Dagster instance: ``kind`` is ``"airstream"`` or ``"airlift"``; an airstream
+    observer with ``gap_repair_interval`` also sweeps Airflow's REST API that often (seconds)."""
 
     name: str
     kind: str
     label: str  # what the table calls it, e.g. "Airlift (30 s)"
+    gap_repair_interval: float | None = None
 
 
 def stored_times(observer: Observer, records: Iterable[RecordedAssetEvent]) -> dict[Key, float]:

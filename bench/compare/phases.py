@@ -1,9 +1,11 @@
 """One observation phase: a fresh Dagster instance watching an Airflow, idle and then under runs.
 
 :func:`observe` starts ``dagster dev`` with the given observers on a fresh storage, waits for the
-Airlift sensors' first ticks, counts each observer's REST requests (through its own counting proxy)
-while Airflow is idle and while :func:`bench.compare.runs.drive_runs` drives runs, then (when asked)
-waits for every observer to record what it will record and measures latency and completeness.
+Airlift sensors' first ticks (and the gap-repair sensors' first sweeps), counts each observer's REST
+requests (through its own counting proxy) while Airflow is idle and while
+:func:`bench.compare.runs.drive_runs` drives runs, then (when asked) waits for every observer to
+record what it will record and measures latency and completeness. A gap-repair observer is there
+for its REST load only (see :func:`bench.compare.__main__.side_by_side`): its latency is not measured.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from devstack.dagster import recorded_asset_events
 from devstack.postgres import PostgresServer
 
 _FIRST_TICK = ("POST", "/api/v1/dags/~/dagRuns/list")
+_SWEEP = _FIRST_TICK  # every gap-repair sweep starts with this call (the runs that ended since its mark)
 
 
 @dataclass
@@ -35,6 +38,16 @@ class Setup:
     config: dict[str, Any]
     proxies: dict[str, CountingProxy] = field(default_factory=dict)
     airlift_intervals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def gap_repair(self) -> dict[str, float]:
+        """Observer name → gap-repair interval, for the airstream observers that sweep REST."""
+        return {o.name: o.gap_repair_interval for o in self.observers if o.gap_repair_interval is not None}
+
+    @property
+    def measured(self) -> list[Observer]:
+        """The observers whose latency and completeness are measured (not the gap-repair ones)."""
+        return [o for o in self.observers if o.gap_repair_interval is None]
 
 
 @dataclass
@@ -71,7 +84,7 @@ def observe(
     began = time.monotonic()
     dagster, _url = start_bench_dagster(home, setup.config, log_dir=work / "logs")
     with dagster:
-        _wait_for_first_ticks(setup, dagster.is_alive, timeout=300)
+        _wait_for_first_ticks(setup, before, dagster.is_alive, timeout=300)
         load: dict[str, Any] = {
             name: {"startup_requests": (proxy.counts - before[name]).total()} for name, proxy in setup.proxies.items()
         }
@@ -92,18 +105,25 @@ def observe(
                 runs_per_hour=round(busy[name].total * 3600 / busy_seconds, 1) if busy_seconds else None,
                 endpoints={f"{m} {p}": n for (m, p), n in sorted((idle[name].counts + busy[name].counts).items())},
             )
+        for name, interval in setup.gap_repair.items():
+            load[name].update(gap_repair_sweeps(interval, idle[name], busy[name]))
         result = PhaseResult(load=load, driven=driven)
         if measure_latency and driven is not None:
             result.observed = _wait_and_measure(home, setup, driven.terminals)
     return result
 
 
-def _wait_for_first_ticks(setup: Setup, alive: Any, timeout: float) -> None:
+def _wait_for_first_ticks(setup: Setup, before: dict[str, Any], alive: Any, timeout: float) -> None:
+    """Wait for each polling sensor's first ``_FIRST_TICK`` of this phase (the proxies outlive a phase:
+    ``before`` holds their counts when it began)."""
     deadline = time.monotonic() + timeout
-    waiting = [setup.proxies[name] for name in setup.airlift_intervals]
-    while any(proxy.count(*_FIRST_TICK) == 0 for proxy in waiting):
+    waiting = [*setup.airlift_intervals, *setup.gap_repair]
+    while any(setup.proxies[name].count(*_FIRST_TICK) <= before[name][_FIRST_TICK] for name in waiting):
         if time.monotonic() > deadline or not alive():
-            raise RuntimeError(f"Airlift's sensors made no {_FIRST_TICK} within {timeout:.0f} s of starting Dagster")
+            raise RuntimeError(
+                f"a polling sensor (Airlift's, or airstream's gap repair) made no {_FIRST_TICK} within "
+                f"{timeout:.0f} s of starting Dagster"
+            )
         time.sleep(0.5)
     time.sleep(2)  # airstream's sensor: its first tick reads the topic from the start
 
@@ -116,17 +136,27 @@ def _windows(setup: Setup) -> Any:
 
 def _wait_and_measure(home: Path, setup: Setup, terminals: list[Terminal]) -> list[dict[str, Any]]:
     """Poll the instance until each observer holds what it can record (or its deadline), then measure."""
-    slowest = max(setup.airlift_intervals.values(), default=5)
+    slowest = max(setup.airlift_intervals.values(), default=5)  # the gap-repair observers are not waited for
     deadline = time.monotonic() + 2 * slowest + 60
     with DagsterInstance.from_config(str(home)) as instance:
         while True:
             records = recorded_asset_events(instance)
-            stored = {observer.name: stored_times(observer, records) for observer in setup.observers}
-            done = all(all(t.key() in stored[o.name] for t in expected_for(o, terminals)) for o in setup.observers)
+            stored = {observer.name: stored_times(observer, records) for observer in setup.measured}
+            done = all(all(t.key() in stored[o.name] for t in expected_for(o, terminals)) for o in setup.measured)
             if done or time.monotonic() > deadline:
                 break
             time.sleep(3)
-    return [measure(observer, terminals, stored[observer.name]) for observer in setup.observers]
+    return [measure(observer, terminals, stored[observer.name]) for observer in setup.measured]
+
+
+def gap_repair_sweeps(interval: float, idle: CountWindow, busy: CountWindow) -> dict[str, Any]:
+    """A gap-repair observer's sweeps in the idle and busy windows and its requests per sweep."""
+    figures: dict[str, Any] = {"gap_repair_interval": interval}
+    for window, counted in (("idle", idle), ("runs", busy)):
+        sweeps = counted.count(*_SWEEP)
+        figures[f"{window}_sweeps"] = sweeps
+        figures[f"{window}_requests_per_sweep"] = round(counted.total / sweeps, 2) if sweeps else None
+    return figures
 
 
 __all__ = ["CountWindow", "PhaseResult", "Setup", "expected_for", "observe"]

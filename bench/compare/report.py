@@ -38,15 +38,26 @@ def _rows(results: dict[str, Any]) -> list[str]:
                 f"  {entry['dag_count']:>5} {entry['labels'].get(name, name):24} {figures['startup_requests']:>10} "
                 f"{_fmt(figures['idle_per_hour']):>9} {_fmt(figures['runs_per_hour']):>12}"
             )
+    sweeps = _sweep_rows(results)
+    if sweeps:
+        lines.append("REST gap repair: requests per sweep (sweeps counted in each window)")
+        lines.append(f"  {'DAGs':>5} {'interval':>8} {'idle/sweep':>10} {'sweeps':>6} {'runs/sweep':>10} {'sweeps':>6}")
+        for count, figures in sweeps:
+            lines.append(
+                f"  {count:>5} {figures['gap_repair_interval']:>7g}s "
+                f"{_fmt(figures['idle_requests_per_sweep']):>10} {figures['idle_sweeps']:>6} "
+                f"{_fmt(figures['runs_requests_per_sweep']):>10} {figures['runs_sweeps']:>6}"
+            )
     overhead = results.get("overhead", {})
-    if overhead:
-        timing, memory = overhead["timing"], overhead["memory"]
+    if overhead.get("timing"):
         lines.append("Listener overhead per task event (ms)")
         for state in ("broker_up", "broker_down"):
-            figures = timing[state]
+            figures = overhead["timing"][state]
             lines.append(
                 f"  {state:12} p50 {_fmt(figures['p50'])}  p95 {_fmt(figures['p95'])}  max {_fmt(figures['max'])}"
             )
+    if overhead.get("memory"):
+        memory = overhead["memory"]
         lines.append(
             f"  extra memory in an Airflow 2.11 process: {memory['extra_mb']} MB "
             f"({memory['before_mb']} -> {memory['after_mb']} MB)"
@@ -62,6 +73,16 @@ def _rows(results: dict[str, Any]) -> list[str]:
             f"Dagster's per-event write)"
         )
     return lines
+
+
+def _sweep_rows(results: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """(DAG count, figures) of every gap-repair observer of the load phases."""
+    return [
+        (entry["dag_count"], entry["observers"][name])
+        for entry in results.get("load", [])
+        for name in entry.get("gap_repair", {})
+        if name in entry["observers"]
+    ]
 
 
 def table(results: dict[str, Any]) -> str:
@@ -131,6 +152,20 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {entry['dag_count']:,} | {entry['labels'].get(name, name)} | {figures['startup_requests']} "
                 f"| {_fmt(figures['idle_per_hour'])} | {_fmt(figures['runs_per_hour'])} |"
             )
+    sweeps = _sweep_rows(results)
+    if sweeps:
+        lines += [
+            "",
+            "| DAGs | gap-repair interval | requests per sweep, idle (sweeps) "
+            "| requests per sweep, under runs (sweeps) |",
+            "|---|---|---|---|",
+        ]
+        for count, figures in sweeps:
+            lines.append(
+                f"| {count:,} | {figures['gap_repair_interval']:g} s "
+                f"| {_fmt(figures['idle_requests_per_sweep'])} ({figures['idle_sweeps']}) "
+                f"| {_fmt(figures['runs_requests_per_sweep'])} ({figures['runs_sweeps']}) |"
+            )
     overhead = results.get("overhead", {})
     if overhead.get("timing") and overhead.get("memory"):
         timing, memory = overhead["timing"], overhead["memory"]
@@ -162,7 +197,36 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def sustained_markdown(sustained: dict[str, Any]) -> str:
+    """The README's table of a :mod:`bench.sustained` run."""
+    lag, latency, once = sustained["lag_seconds"], sustained["record_latency_seconds"], sustained["exactly_once"]
+    drained = sustained.get("drained_seconds_after_last_event")
+    return "\n".join(
+        [
+            "| consumer | storage | events/s x minutes | lag p50 / p95 / max (s) | most events behind "
+            "| publish to record p50 / p95 / max (s) | drained after the last event | duplicates | unrecorded |",
+            "|---|---|---|---|---|---|---|---|---|",
+            f"| {sustained['consumer']} | {sustained['storage']} | {sustained['rate']:g} x {sustained['minutes']:g} "
+            f"| {_fmt(lag['p50'])} / {_fmt(lag['p95'])} / {_fmt(lag['max'])} | {sustained['max_lag_events']:,} "
+            f"| {_fmt(latency['p50'])} / {_fmt(latency['p95'])} / {_fmt(latency['max'])} "
+            f"| {'not within the drain window' if drained is None else f'{drained:g} s'} "
+            f"| {once['duplicates']} | {once['missing']:,} of {once['published']:,} |",
+        ]
+    )
+
+
 if __name__ == "__main__":
     import sys
 
-    print(markdown(json.loads(Path(sys.argv[1]).read_text())))
+    from bench.compare import targets
+
+    # python -m bench.compare.report docs/bench/results.json: the README's tables, the targets judged
+    # again with the sustained run's results beside it (docs/bench/sustained.json) when there are some.
+    results_path = Path(sys.argv[1])
+    loaded = json.loads(results_path.read_text())
+    sustained = targets.read_sustained(results_path.with_name("sustained.json"))
+    loaded["targets"] = targets.evaluate(loaded, sustained=sustained)
+    print(markdown(loaded))
+    if sustained:
+        print()
+        print(sustained_markdown(sustained))

@@ -1,10 +1,10 @@
 """The comparison harness (``python -m bench.compare --quick``) end to end, on real parts.
 
-One quick run: the broker, Airflow 2.11 with the listener watched by airstream's sensor and by
-Airlift at 30 s and at its fastest, Airflow 3.3 watched by airstream, Dagster on SQLite (and
-PostgreSQL for throughput). Checks that ``results.json`` holds every section with plausible,
-non-empty figures and that the picture is drawn; it asserts no timing target (those are the
-harness's job, on a quiet machine).
+One quick run: the broker, Airflow 2.11 with the listener watched by airstream's sensor, by
+Airlift at 30 s and at its fastest, and (for its REST load) by airstream's sensor with gap
+repair; Airflow 3.3 watched by airstream; Dagster on SQLite (and PostgreSQL for throughput).
+Checks that ``results.json`` holds every section with plausible, non-empty figures and that the
+picture is drawn; it asserts no timing target (those are the harness's job, on a quiet machine).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.compare.targets import GAP_REPAIR_MAX_PER_SWEEP
 
 pytestmark = [pytest.mark.integration, pytest.mark.bench]
 
@@ -60,6 +62,11 @@ def test_load_overhead_and_throughput(results: tuple[dict[str, Any], Path]) -> N
     assert load["observers"]["af2"]["idle_requests"] + load["observers"]["af2"]["runs_requests"] == 0
     for name in ("airlift_default", "airlift_fast"):
         _positive(load["observers"][name], "startup_requests", "runs_requests")
+    assert load["gap_repair"] == {"af2_gap": 5}  # --quick sweeps every 5 s
+    gap = load["observers"]["af2_gap"]
+    _positive(gap, "startup_requests", "idle_sweeps", "idle_requests_per_sweep", "runs_sweeps")
+    assert gap["idle_requests_per_sweep"] <= GAP_REPAIR_MAX_PER_SWEEP, gap  # a sweep's calls, not one per DAG
+    assert gap["runs_requests_per_sweep"] <= GAP_REPAIR_MAX_PER_SWEEP, gap
     _positive(data["overhead"]["timing"]["broker_up"], "count", "p50")
     _positive(data["overhead"]["timing"]["broker_down"], "count", "p50")
     assert data["overhead"]["memory"]["after_mb"] > data["overhead"]["memory"]["before_mb"] > 50
@@ -73,4 +80,6 @@ def test_targets_and_picture(results: tuple[dict[str, Any], Path]) -> None:
     data, out = results
     assert {target["met"] for target in data["targets"]} <= {True, False, None}
     assert any(target["met"] is None for target in data["targets"])  # streaming: not measured yet
+    gap_repair = [t for t in data["targets"] if t["target"].startswith("gap repair")]
+    assert len(gap_repair) == 1 and "10 DAGs" in gap_repair[0]["measured"], gap_repair
     assert (out / "latency.png").stat().st_size > 10_000
