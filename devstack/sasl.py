@@ -81,7 +81,8 @@ class ScramServer:
         self._salt = salt if salt is not None else secrets.token_bytes(16)
         self._nonce = nonce if nonce is not None else secrets.token_urlsafe(18)
         self._iterations = iterations
-        self._state: tuple[str, bytes, str] | None = None  # user, salted password, auth message so far
+        # The user, the salted password, the exchange's nonce and the auth message so far.
+        self._state: tuple[str, bytes, str, str] | None = None
         self.user: str | None = None
 
     def step(self, token: bytes) -> tuple[bytes, bool]:
@@ -104,8 +105,9 @@ class ScramServer:
         password = self._users.get(user, secrets.token_hex(16))
         hash_name = self.mechanism.removeprefix("SCRAM-").replace("-", "").lower()
         salted = hashlib.pbkdf2_hmac(hash_name, password.encode("utf-8"), self._salt, self._iterations)
-        server_first = f"r={fields['r']}{self._nonce},s={base64.b64encode(self._salt).decode()},i={self._iterations}"
-        self._state = (user, salted, f"{bare},{server_first}")
+        nonce = fields["r"] + self._nonce
+        server_first = f"r={nonce},s={base64.b64encode(self._salt).decode()},i={self._iterations}"
+        self._state = (user, salted, nonce, f"{bare},{server_first}")
         return server_first.encode()
 
     def final(self, client_final: bytes) -> bytes:
@@ -113,7 +115,7 @@ class ScramServer:
         or raise :class:`LoginRefused`."""
         if self._state is None:
             raise LoginRefused(f"{self.mechanism} client-final message before the client-first one")
-        user, salted, auth_so_far = self._state
+        user, salted, nonce, auth_so_far = self._state
         text = client_final.decode("utf-8")
         without_proof, _, proof = text.rpartition(",p=")
         auth_message = f"{auth_so_far},{without_proof}".encode()
@@ -124,8 +126,7 @@ class ScramServer:
             recovered = bytes(a ^ b for a, b in zip(base64.b64decode(proof, validate=True), signature, strict=True))
         except ValueError:
             recovered = b""
-        expected_nonce = auth_so_far.split(",r=", 1)[1].split(",", 1)[0]
-        if f",r={expected_nonce}," not in f",{without_proof}," or not hmac.compare_digest(
+        if f",r={nonce}," not in f",{without_proof}," or not hmac.compare_digest(
             _HASHES[self.mechanism](recovered).digest(), stored_key
         ):
             raise LoginRefused(
@@ -281,32 +282,44 @@ class SaslFront:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        upstream: socket.socket | None = None
+        client.settimeout(10)
+        self._track(client)
+        opened: list[socket.socket] = []  # the broker connection, opened when first needed
+
+        def broker() -> _Wire:
+            if not opened:
+                opened.append(self._track(socket.create_connection(self._upstream, timeout=10)))
+            return _Wire(opened[0])
+
         try:
-            client.settimeout(10)
-            upstream = socket.create_connection(self._upstream, timeout=10)
-            with self._lock:
-                self._sockets.update((client, upstream))
-            logged_in = self._login(_Wire(client), _Wire(upstream))
+            logged_in = self._login(_Wire(client), broker)
+            upstream = broker().sock if logged_in else None
         except (OSError, ValueError, UnicodeDecodeError, struct.error, IndexError):
-            logged_in = False  # a client that hung up or spoke nonsense, or the broker is down
-        if not logged_in or upstream is None:
-            for sock in (client, upstream):
-                if sock is not None:
-                    self._drop(sock)
+            upstream = None  # a client that hung up or spoke nonsense, or the broker is down
+        if upstream is None:
+            # As Kafka delays the close after a refused login (connection.failed.authentication.delay.ms):
+            # closing at once lets kafka-python see the hang-up before the refusal it was just sent.
+            with contextlib.suppress(OSError):
+                client.settimeout(1.0)
+                while client.recv(4096):
+                    pass
+            for sock in (client, *opened):
+                self._drop(sock)
             return
         client.settimeout(None)
         upstream.settimeout(None)
         threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
         self._pump(client, upstream)
 
-    def _login(self, client: _Wire, upstream: _Wire) -> bool:
-        """Run requests until a login succeeds (True) or is refused or out of order (False)."""
+    def _login(self, client: _Wire, broker: Callable[[], _Wire]) -> bool:
+        """Run requests until a login succeeds (True) or is refused or out of order (False). Only
+        ApiVersions reaches the broker (``broker()`` connects to it) before a login."""
         mechanism: str | None = None
         while True:
             frame = client.read()
             key, version, correlation = struct.unpack(">hhi", frame[:8])
             if key == _API_VERSIONS:  # the broker's own answer, which lists SaslHandshake and SaslAuthenticate
+                upstream = broker()
                 upstream.write(frame)
                 client.write(upstream.read())
                 continue
@@ -360,7 +373,15 @@ class SaslFront:
                     self.logins[mechanism] += 1
                 return True
 
+    def _track(self, sock: socket.socket) -> socket.socket:
+        with self._lock:
+            self._sockets.add(sock)
+        return sock
+
     def _drop(self, sock: socket.socket) -> None:
+        # shutdown first: a close alone neither ends the other pump's recv nor tells the peer.
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             sock.close()
         with self._lock:
@@ -381,10 +402,9 @@ class SaslFront:
         with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
-            sockets, self._sockets = list(self._sockets), set()
+            sockets = list(self._sockets)
         for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+            self._drop(sock)
 
     def __enter__(self) -> SaslFront:
         return self
