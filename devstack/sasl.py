@@ -6,9 +6,11 @@ needs a login first, and it does not offer PLAIN), so :class:`SaslFront` speaks 
 part of the Kafka protocol itself, as an Apache Kafka broker does: ApiVersions goes on to the
 broker (whose answer already lists SaslHandshake and SaslAuthenticate), SaslHandshake (v0, v1) and
 SaslAuthenticate (v0 to v2) are answered here, a refused login gets error 58
-(SASL_AUTHENTICATION_FAILED) and the connection is closed, and after a successful login the bytes
-go both ways unchanged. :func:`start_sasl_broker` starts Tansu advertising the front's address (or
-that of a :class:`~devstack.tls.TlsFront` before it, for ``SASL_SSL``).
+(SASL_AUTHENTICATION_FAILED) with the reason and the connection is closed (after the client hangs
+up, or a second: closed at once, kafka-python may see the hang-up before the reason), any other
+request before a login closes it, and after a successful login the bytes go both ways unchanged.
+:func:`start_sasl_broker` starts Tansu advertising the front's address (or that of a
+:class:`~devstack.tls.TlsFront` before it, for ``SASL_SSL``).
 """
 
 from __future__ import annotations

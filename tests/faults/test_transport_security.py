@@ -5,7 +5,8 @@ cannot do, proven rather than skipped.
 TLS: this build refuses ``--cert`` together with ``--key``, so the broker's TLS is served by
 ``devstack.tls.TlsFront`` on loopback (the address Tansu advertises); clients speak real TLS to it,
 verified against a CA made for the test. SASL: ``--authentication`` makes Tansu require a SCRAM
-login, but it cannot be given a user (see the last test), so a refused login is all that can run.
+login, but it cannot be given a user (see the last test), so a refused login is all that can run
+here; successful logins run through ``devstack.sasl.SaslFront`` in ``test_sasl_login.py``.
 """
 
 from __future__ import annotations
