@@ -32,6 +32,7 @@ makes this module fall back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -41,9 +42,6 @@ from dagster import AssetCheckEvaluation, AssetMaterialization, AssetObservation
 
 logger = logging.getLogger(__name__)
 
-# Rows per multi-row INSERT: SQLite allows 32,766 bound parameters per statement, an event row
-# has 7 columns.
-_ROWS_PER_STATEMENT = 500
 # The Dagster releases whose storage code this module reproduces (major, minor).
 _CHECKED_RELEASES = ((1, 13),)
 _warned: set[str] = set()
@@ -159,36 +157,36 @@ class _BatchWriter:
         if not asset_events:
             return
         from dagster._core.instance.utils import RUNLESS_RUN_ID
+        from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 
         entries = [_runless_entry(asset_event) for asset_event in asset_events]
+        # The rows prepare_insert_event builds, each event serialized once for every table.
+        rows = [self.storage._event_to_row(entry) for entry in entries]
         if self.sqlite_shards:
             # SqliteEventLogStorage.store_event: the row in the run's shard, mirrored in the index shard.
             with self.storage.run_connection(RUNLESS_RUN_ID) as conn:
-                for chunk in _chunks(entries):
-                    conn.execute(self.storage.prepare_insert_event_batch(chunk))
+                conn.execute(SqlEventLogStorageTable.insert(), rows)
         with self.storage.index_transaction() as conn:
-            ids = self._insert_indexed(conn, entries)
-            self._index(conn, entries, ids)
+            ids = self._insert_indexed(conn, rows)
+            self._index(conn, entries, rows, ids)
         # handle_new_event hands each stored event to the instance's listeners of its run.
         listeners: Sequence[Callable[[Any], None]] = self.instance._subscribers.get(RUNLESS_RUN_ID, ())
         for entry in entries:
             for listener in listeners:
                 listener(entry)
 
-    def _insert_indexed(self, conn: Any, entries: Sequence[Any]) -> list[int]:
+    def _insert_indexed(self, conn: Any, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` in ``event_logs``, in order; their storage ids, in the same order."""
         from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 
-        ids: list[int] = []
-        for chunk in _chunks(entries):
-            result = conn.execute(
-                self.storage.prepare_insert_event_batch(chunk).returning(SqlEventLogStorageTable.c.id)
+        # SQLAlchemy's "insertmanyvalues": multi-row INSERTs ... RETURNING, compiled once, whose
+        # ids it hands back in the order of the parameters.
+        insert = SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id, sort_by_parameter_order=True)
+        ids = [int(row[0]) for row in conn.execute(insert, list(rows)).fetchall()]
+        if len(ids) != len(rows) or any(later <= earlier for earlier, later in itertools.pairwise(ids)):
+            raise BatchStoreError(
+                f"Dagster's event log returned ids out of the order of {len(rows)} inserted events: {ids[:10]}..."
             )
-            # One statement's rows get increasing ids in the order of its VALUES (a sequence on
-            # PostgreSQL, max(rowid)+1 under SQLite's write lock); RETURNING's own order is unspecified.
-            chunk_ids = sorted(int(row[0]) for row in result.fetchall())
-            if len(chunk_ids) != len(chunk):
-                raise BatchStoreError(f"Dagster's event log returned {len(chunk_ids)} ids for {len(chunk)} events")
-            ids.extend(chunk_ids)
         if not self.sqlite_shards and ids:
             from dagster._core.instance.utils import RUNLESS_RUN_ID
             from dagster_postgres.event_log.event_log import CHANNEL_NAME
@@ -199,7 +197,7 @@ class _BatchWriter:
             conn.execute(text(f"NOTIFY {CHANNEL_NAME}, :notify_id"), {"notify_id": f"{RUNLESS_RUN_ID}_{ids[-1]}"})
         return ids
 
-    def _index(self, conn: Any, entries: Sequence[Any], ids: Sequence[int]) -> None:
+    def _index(self, conn: Any, entries: Sequence[Any], rows: Sequence[dict[str, Any]], ids: Sequence[int]) -> None:
         from dagster._core.events import DagsterEventType
 
         assets = [
@@ -212,8 +210,8 @@ class _BatchWriter:
             for entry, event_id in _asset_key_updates(assets):
                 self.storage._store_asset_event(conn, entry, event_id)
         checks = [
-            _check_execution_row(self.storage, entry, event_id)
-            for entry, event_id in zip(entries, ids, strict=True)
+            _check_execution_row(entry, row, event_id)
+            for entry, row, event_id in zip(entries, rows, ids, strict=True)
             if entry.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
         ]
         if checks:
@@ -276,11 +274,10 @@ def _asset_key_updates(assets: Sequence[tuple[Any, int]]) -> list[tuple[Any, int
     return updates
 
 
-def _check_execution_row(storage: Any, entry: Any, event_id: int) -> dict[str, Any]:
+def _check_execution_row(entry: Any, row: dict[str, Any], event_id: int) -> dict[str, Any]:
     """The ``asset_check_executions`` row of a runless evaluation
-    (``SqlEventLogStorage._store_runless_asset_check_evaluation``)."""
+    (``SqlEventLogStorage._store_runless_asset_check_evaluation``), from its ``event_logs`` row."""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-    from dagster._serdes import serialize_value
 
     evaluation = entry.dagster_event.event_specific_data
     status = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
@@ -290,17 +287,12 @@ def _check_execution_row(storage: Any, entry: Any, event_id: int) -> dict[str, A
         "check_name": evaluation.check_name,
         "run_id": entry.run_id,
         "execution_status": status.value,
-        "evaluation_event": serialize_value(entry),
-        "evaluation_event_timestamp": storage._event_insert_timestamp(entry),
+        "evaluation_event": row["event"],  # serialize_value(entry)
+        "evaluation_event_timestamp": row["timestamp"],  # _event_insert_timestamp(entry)
         "evaluation_event_storage_id": event_id,
         "materialization_event_storage_id": target.storage_id if target else None,
         "partition": evaluation.partition,
     }
-
-
-def _chunks(entries: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(entries), _ROWS_PER_STATEMENT):
-        yield entries[start : start + _ROWS_PER_STATEMENT]
 
 
 __all__: Sequence[str] = ["BatchStoreError", "batches_on", "store_asset_events"]
