@@ -22,7 +22,6 @@ import hmac
 import secrets
 import socket
 import struct
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from devstack.broker import TansuProcess, tansu_binary
+from devstack.front import LoopbackFront
 from devstack.processes import free_port
 from devstack.tls import Certificates, TlsFront, make_certificates
 
@@ -240,7 +240,7 @@ def _authenticate_response(version: int, correlation: int, error: int, message: 
     return body + (struct.pack(">q", 0) if version == 1 else b"")  # session lifetime 0: no re-authentication
 
 
-class SaslFront:
+class SaslFront(LoopbackFront):
     """Accepts connections on ``127.0.0.1:port``, requires a SASL login with one of ``mechanisms``
     against ``users`` (name to password), then forwards the connection's bytes to ``upstream``.
 
@@ -263,25 +263,7 @@ class SaslFront:
         self.mechanisms = mechanisms
         self.logins: dict[str, int] = dict.fromkeys(mechanisms, 0)
         self.refusals = 0
-        self._upstream = upstream
-        self._listener = socket.create_server(("127.0.0.1", port))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, name="sasl-front", daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        super().__init__(upstream, port, name="sasl-front")
 
     def _serve(self, client: socket.socket) -> None:
         client.settimeout(10)
@@ -308,10 +290,7 @@ class SaslFront:
             for sock in (client, *opened):
                 self._drop(sock)
             return
-        client.settimeout(None)
-        upstream.settimeout(None)
-        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
-        self._pump(client, upstream)
+        self._forward(client, upstream)
 
     def _login(self, client: _Wire, broker: Callable[[], _Wire]) -> bool:
         """Run requests until a login succeeds (True) or is refused or out of order (False). Only
@@ -374,47 +353,6 @@ class SaslFront:
                 with self._lock:
                     self.logins[mechanism] += 1
                 return True
-
-    def _track(self, sock: socket.socket) -> socket.socket:
-        with self._lock:
-            self._sockets.add(sock)
-        return sock
-
-    def _drop(self, sock: socket.socket) -> None:
-        # shutdown first: a close alone neither ends the other pump's recv nor tells the peer.
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            sock.close()
-        with self._lock:
-            self._sockets.discard(sock)
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, target):
-            self._drop(sock)
-
-    def close(self) -> None:
-        """Stop accepting and close every forwarded connection. Idempotent."""
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            self._drop(sock)
-
-    def __enter__(self) -> SaslFront:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 @dataclass

@@ -13,10 +13,10 @@ import datetime
 import ipaddress
 import socket
 import ssl
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+
+from devstack.front import LoopbackFront
 
 __all__ = ["Certificates", "TlsFront", "make_certificates"]
 
@@ -104,7 +104,7 @@ def make_certificates(directory: Path) -> Certificates:
     return files
 
 
-class TlsFront:
+class TlsFront(LoopbackFront):
     """Accepts TLS on ``127.0.0.1:port`` and forwards each connection's bytes to ``upstream``;
     with ``client_certificates`` it requires a client certificate signed by the CA (mutual TLS).
 
@@ -119,69 +119,15 @@ class TlsFront:
         if client_certificates:
             self._context.verify_mode = ssl.CERT_REQUIRED
             self._context.load_verify_locations(str(certificates.ca_file))
-        self._upstream = upstream
-        self._listener = socket.create_server(("127.0.0.1", port))
-        self.port: int = self._listener.getsockname()[1]
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, name="tls-front", daemon=True).start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+        super().__init__(upstream, port, name="tls-front")
 
     def _serve(self, client: socket.socket) -> None:
         try:
             client.settimeout(10)
             secured = self._context.wrap_socket(client, server_side=True)
-            secured.settimeout(None)
             upstream = socket.create_connection(self._upstream, timeout=10)
-            upstream.settimeout(None)
         except OSError:  # a client that does not trust us, or the broker is down: drop it
             with contextlib.suppress(OSError):
                 client.close()
             return
-        with self._lock:
-            self._sockets.update((secured, upstream))
-        threading.Thread(target=self._pump, args=(upstream, secured), daemon=True).start()
-        self._pump(secured, upstream)
-
-    def _pump(self, source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        for sock in (source, target):
-            with contextlib.suppress(OSError):
-                sock.close()
-            with self._lock:
-                self._sockets.discard(sock)
-
-    def close(self) -> None:
-        """Stop accepting and close every forwarded connection. Idempotent."""
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        with self._lock:
-            sockets, self._sockets = list(self._sockets), set()
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def __enter__(self) -> TlsFront:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+        self._forward(secured, upstream)
