@@ -69,6 +69,8 @@ DEFAULT_SENSOR_TICK_TIMEOUT = 120.0
 # After taking the topic over from the sensor or another split, the first batches also ask
 # Dagster's event log about each event (what a tick that could not be waited for may have stored).
 CHECKED_BATCHES = 3
+# Asset events stored between two looks at the lease (a few seconds' worth on SQLite at worst).
+STORE_CHUNK = 100
 
 
 class StreamError(RuntimeError):
@@ -246,10 +248,12 @@ class _Stream:
 
         def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
             keys = {asset_event.asset_key for asset_event in translated}
-            held = (ids.stored_by_dead_tick(event.event_id) | seen.stored_by_dead_batch(event.event_id)) & keys
             if checked or ids.degraded or ids.is_old(event_time(event)):
-                held |= lookup.keys_holding(event.event_id, keys)
-            return held
+                return lookup.keys_holding(event.event_id, keys)
+            held = (ids.stored_by_dead_tick(event.event_id) | seen.stored_by_dead_batch(event.event_id)) & keys
+            # What a dead batch stored is confirmed in the assets' own history: on SQLite a process
+            # killed inside a write can leave an event in the run's log but not in the asset index.
+            return lookup.keys_holding(event.event_id, held) if held else held
 
         try:
             outcome = consume(
@@ -298,7 +302,13 @@ class _Stream:
             return outcome, None
         state.ids = ids.commit()  # first the ids, then the asset events, then the state: as a sensor tick
         asset_events = newest_evaluations(asset_events, stored_check_time(self.instance))
-        store_asset_events(self.instance, asset_events)
+        for start in range(0, len(asset_events), STORE_CHUNK):
+            # A long batch keeps its lease; one that lost it stops storing: its new holder finds
+            # the part stored here as a dead batch's.
+            if start and not self.lease.renew():
+                self.say("lost the lease to another process while storing a batch; standing by")
+                return outcome, None
+            store_asset_events(self.instance, asset_events[start : start + STORE_CHUNK])
         lookup.new_batch()
         state.position = outcome.position
         for partition, newest in outcome.newest_at.items():

@@ -203,14 +203,19 @@ class Lease:
 
     def renew(self, force: bool = False) -> bool:
         """Extend the lease when a third of its period has passed (``force``: now); False, and
-        nothing written, when another owner holds it now."""
+        nothing written, when another owner holds it now. A lease of this process that expired
+        meanwhile (a long batch) is taken again the way :meth:`try_take` takes one."""
         now = time.time()
         if not force and self.expires - now > self.seconds * 2 / 3:
             return True
-        if not self.held():
+        holder = read_leases(self.instance, self.instance_name, [self.split]).get(self.split)
+        if holder is None or holder.owner != self.owner:
             return False
         register_split(self.instance, self.instance_name, self.split)
         self._write(now + self.seconds)
+        if not holder.live(now):  # a standby may be taking it right now: the read-back decides
+            time.sleep(self.settle)
+            return self.held()
         return True
 
     def release(self) -> None:
