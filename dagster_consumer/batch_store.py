@@ -19,15 +19,16 @@ the index shard) and writes exactly the rows the per-event call writes:
 
 This is the only module of the consumer that uses Dagster's storage internals (the names are
 private and may change in any release). It batches only where it was checked against Dagster's
-source: the 1.13 releases (1.13.0 to 1.13.29 were read), on the storages whose ``store_event`` it
-knows (``SqliteEventLogStorage``, ``PostgresEventLogStorage``). Anything else (Dagster 1.12, whose
+source: the 1.13 releases (the storage code of 1.13.0, 1.13.27 and 1.13.29 was compared;
+dagster-postgres 0.29.27), on the storages whose ``store_event`` it knows
+(``SqliteEventLogStorage``, ``PostgresEventLogStorage``). Anything else (Dagster 1.12, whose
 SQLite storage does not mirror check evaluations into the index shard; another storage; a
 storage that overrides ``store_event``; freshness events) is stored with the public per-event
 call, and the first such fallback is logged as a warning naming the version and the storage: a
 slower replay is better than a replay that stops, or one that stores something else than Dagster
-would. ``tests/dagster_consumer/test_batch_store.py`` and ``tests/postgres/test_batch_store_postgres.py``
-compare both paths through Dagster's public API, and fail when an upgrade makes them differ or
-makes this module fall back.
+would. ``tests/dagster_consumer/test_batch_store.py`` compares both paths through Dagster's public
+API on SQLite and PostgreSQL, and fails when an upgrade makes them differ or makes this module
+fall back.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ _warned: set[str] = set()
 
 class BatchStoreError(RuntimeError):
     """Dagster's storage did not answer a batch as this module expects (e.g. fewer ids than
-    rows); nothing of the batch was stored."""
+    rows). The index transaction is rolled back (on PostgreSQL, all of the batch); on SQLite the
+    runless run's shard keeps the batch's rows, as it keeps an event whose ``store_event`` fails
+    after its first write."""
 
 
 def store_asset_events(instance: Any, asset_events: Iterable[Any]) -> None:
@@ -57,8 +60,9 @@ def store_asset_events(instance: Any, asset_events: Iterable[Any]) -> None:
     ``AssetCheckEvaluation``) in ``instance`` as runless events, in their order, as
     ``instance.report_runless_asset_event`` would one by one, in a few transactions.
 
-    Each run of batchable events is stored atomically; an event this module cannot batch (another
-    type, an unchecked Dagster release or storage) goes through ``report_runless_asset_event``.
+    Each run of batchable events is stored in one transaction per database; an event this module
+    cannot batch (another type, an unchecked Dagster release or storage) goes through
+    ``report_runless_asset_event``.
 
     Example::
 

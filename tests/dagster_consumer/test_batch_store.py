@@ -211,3 +211,14 @@ def test_an_empty_batch_stores_nothing(two_instances: tuple[Any, Any]) -> None:
     batch, _ = two_instances
     store_asset_events(batch, [])
     assert list(batch.all_logs(RUNLESS_RUN_ID)) == []
+
+
+def test_a_storage_it_does_not_know_gets_the_per_event_call() -> None:
+    """An in-memory instance (not a storage the batch store knows) stores the same, event by event."""
+    with DagsterInstance.ephemeral() as batch, DagsterInstance.ephemeral() as per_event:
+        assert not batches_on(batch)
+        events = _mixed_events(0)
+        store_asset_events(batch, events)
+        for asset_event in events:
+            per_event.report_runless_asset_event(asset_event)
+        assert _stored(batch) == _stored(per_event)
