@@ -9,7 +9,8 @@ with the sensor's translation and guarantees, without waiting for the sensor dae
 
 It keeps one connection to the broker open and, for each batch read: writes the batch's new ids
 (:class:`~airstream.dagster_consumer.recorded_ids.RecordedIds`, in its own namespace), stores the
-asset events, then stores its state (a :class:`~airstream.dagster_consumer.cursor.SensorCursor`)
+asset events (:func:`~airstream.dagster_consumer.batch_store.store_asset_events`, a few
+transactions per batch), then stores its state (a :class:`~airstream.dagster_consumer.cursor.SensorCursor`)
 in Dagster's key-value store, in the sensor's order, so a ``kill -9`` anywhere neither loses nor
 repeats a record: the next start finds the batch that died after storing and counts what it
 stored. It holds a lease (:mod:`airstream.dagster_consumer.stream_lease`) while it records; the
@@ -35,6 +36,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from airstream.dagster_consumer import replayed_ids
+from airstream.dagster_consumer.batch_store import store_asset_events
 from airstream.dagster_consumer.checks import newest_evaluations, stored_check_time
 from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import InvalidCursor, SensorCursor
@@ -69,18 +71,12 @@ DEFAULT_SENSOR_TICK_TIMEOUT = 120.0
 # After taking the topic over from the sensor or another split, the first batches also ask
 # Dagster's event log about each event (what a tick that could not be waited for may have stored).
 CHECKED_BATCHES = 3
-# Asset events stored between two looks at the lease (a few seconds' worth on SQLite at worst).
-STORE_CHUNK = 100
+# Asset events stored (in one transaction per database, batch_store) between two looks at the lease.
+STORE_CHUNK = 500
 
 
 class StreamError(RuntimeError):
     """The stream cannot run as asked; the message says what to change."""
-
-
-def store_asset_events(instance: Any, asset_events: Sequence[AssetEvent]) -> None:
-    """Store a batch's asset events in the Dagster instance (as the daemon stores a sensor's)."""
-    for asset_event in asset_events:
-        instance.report_runless_asset_event(asset_event)
 
 
 @dataclass
@@ -503,4 +499,4 @@ class _StopOnSignal:
             signal.signal(signum, previous)
 
 
-__all__: Sequence[str] = ["StreamError", "StreamOptions", "StreamSummary", "run_stream", "store_asset_events"]
+__all__: Sequence[str] = ["StreamError", "StreamOptions", "StreamSummary", "run_stream"]
