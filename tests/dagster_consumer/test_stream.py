@@ -165,3 +165,35 @@ def test_layered_ids_add_to_their_own_layer_only() -> None:
     assert "recorded-by-the-sensor" in layered
     assert not layered.add("recorded-by-the-sensor")
     assert layered.add("new") and "new" in own and "new" not in other
+
+
+def test_a_lease_is_held_by_one_owner_and_taken_over_when_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    import airstream.dagster_consumer.stream_lease as stream_lease
+    from airstream.dagster_consumer.stream_lease import Lease, live_leases
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(stream_lease.time, "time", lambda: clock[0])
+    monkeypatch.setattr(stream_lease.time, "sleep", lambda seconds: None)
+    with DagsterInstance.ephemeral() as dagster:
+        active = Lease(dagster, INSTANCE, "0,1", seconds=10, owner="active")
+        standby = Lease(dagster, INSTANCE, "0,1", seconds=10, owner="standby")
+        whole = Lease(dagster, INSTANCE, "", seconds=10, owner="whole-topic")
+        other = Lease(dagster, INSTANCE, "2", seconds=10, owner="other-split")
+        assert active.try_take()
+        assert not standby.try_take() and standby.blocker() is not None
+        assert not whole.try_take(), "a split sharing a partition with a live one must wait"
+        assert other.try_take(), "a disjoint split runs beside it"
+        assert {holder.owner for holder in live_leases(dagster, INSTANCE, clock[0])} == {"active", "other-split"}
+
+        clock[0] += 4
+        assert active.renew()  # nothing written yet: a third of the period has not passed
+        clock[0] += 4
+        assert active.renew() and active.expires == clock[0] + 10
+        clock[0] += 11  # the active one died: its lease expired
+        assert standby.try_take()
+        assert not active.renew(), "a process whose lease another took must stop"
+        standby.release()
+        assert not standby.held() and active.try_take()
+        active.release()
+        other.release()
+        assert live_leases(dagster, INSTANCE, clock[0]) == []
