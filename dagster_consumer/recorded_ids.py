@@ -37,7 +37,7 @@ import json
 import math
 import struct
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -45,7 +45,8 @@ from typing import Any
 from dagster import AssetKey
 
 from airstream.dagster_consumer.dagster_kvs import latest_storage_id, read_values, write_values
-from airstream.dagster_consumer.event_log_ids import stored_since
+from airstream.dagster_consumer.event_log_ids import EventLogIds, stored_since
+from airstream.dagster_consumer.sources.base import event_time
 
 DEFAULT_DEDUPLICATION_HORIZON = timedelta(days=30)
 Horizon = timedelta | float  # a duration, or seconds
@@ -383,3 +384,34 @@ def _parse_pointer(pointer: Mapping[str, Any] | None) -> tuple[str, int, list[Se
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidRecordedIds(f"the cursor's ids pointer {dict(pointer)!r} is unreadable ({error})") from error
     return store, generation, segments, retired
+
+
+def stored_check(
+    ids: RecordedIds,
+    lookup: EventLogIds,
+    *,
+    dead_batches: Callable[[str], set[AssetKey]] | None = None,
+    check_every: bool = False,
+) -> Callable[[Any, list[Any]], set[AssetKey]]:
+    """The ``already_stored`` of the consume step for a driver deduplicating with ``ids``: the asset
+    keys that already hold an event in Dagster although ``ids`` does not list it.
+
+    Asked of ``lookup`` (the assets' own history) for every event when ``check_every`` (the first
+    batches after a take-over), when ``ids`` cannot answer (degraded) or the event is older than the
+    horizon; otherwise only for the keys a tick or batch that died after storing
+    (``ids.stored_by_dead_tick``, ``dead_batches`` of other drivers) may have written: on SQLite a
+    process killed inside a write can leave an event in the run's log but not in the asset index,
+    and such an event must be recorded again.
+    """
+
+    def already_stored(event: Any, translated: list[Any]) -> set[AssetKey]:
+        keys = {asset_event.asset_key for asset_event in translated}
+        if check_every or ids.degraded or ids.is_old(event_time(event)):
+            return lookup.keys_holding(event.event_id, keys)
+        held = set(ids.stored_by_dead_tick(event.event_id))
+        if dead_batches is not None:
+            held |= dead_batches(event.event_id)
+        held &= keys
+        return lookup.keys_holding(event.event_id, held) if held else held
+
+    return already_stored

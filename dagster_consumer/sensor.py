@@ -35,9 +35,15 @@ from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.gap_range import GapRange, gap_range
 from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
 from airstream.dagster_consumer.mappings import AssetMappings
-from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, Horizon, RecordedIds, check_horizon
+from airstream.dagster_consumer.recorded_ids import (
+    DEFAULT_DEDUPLICATION_HORIZON,
+    Horizon,
+    RecordedIds,
+    check_horizon,
+    stored_check,
+)
 from airstream.dagster_consumer.rest.records import AirflowRestApi
-from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable, event_time
+from airstream.dagster_consumer.sources.base import EventSource, EventSourceUnavailable
 from airstream.dagster_consumer.sources.rest import RestEventSource
 from airstream.dagster_consumer.stream_handover import sensor_handover
 from airstream.dagster_consumer.translate import AssetEvent
@@ -171,12 +177,7 @@ def build_airflow_event_sensor(
             return SensorResult(asset_events=[], cursor=cursor.serialize())
         seen = handover.seen  # this sensor's recorded ids and those of streams that ran
 
-        def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
-            keys = {asset_event.asset_key for asset_event in translated}
-            held = (ids.stored_by_dead_tick(event.event_id) | handover.stored_by_dead_batch(event.event_id)) & keys
-            if ids.degraded or ids.is_old(event_time(event)):
-                held |= lookup.keys_holding(event.event_id, keys)
-            return held
+        already_stored = stored_check(ids, lookup, dead_batches=seen.stored_by_dead_batch)
 
         asset_events: list[AssetEvent] = []
         outcomes: list[ConsumeOutcome] = []

@@ -43,8 +43,8 @@ from airstream.dagster_consumer.cursor import InvalidCursor, SensorCursor
 from airstream.dagster_consumer.dagster_kvs import read_values, write_values
 from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
-from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds
-from airstream.dagster_consumer.sources.base import EventSourceUnavailable, event_time
+from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds, stored_check
+from airstream.dagster_consumer.sources.base import EventSourceUnavailable
 from airstream.dagster_consumer.sources.kafka import KafkaEventSource
 from airstream.dagster_consumer.stream_handover import (
     LayeredIds,
@@ -242,14 +242,7 @@ class _Stream:
             state.replayed = [count, count]
         seen = LayeredIds(ids, peers)
 
-        def already_stored(event: Any, translated: list[AssetEvent]) -> set[Any]:
-            keys = {asset_event.asset_key for asset_event in translated}
-            if checked or ids.degraded or ids.is_old(event_time(event)):
-                return lookup.keys_holding(event.event_id, keys)
-            held = (ids.stored_by_dead_tick(event.event_id) | seen.stored_by_dead_batch(event.event_id)) & keys
-            # What a dead batch stored is confirmed in the assets' own history: on SQLite a process
-            # killed inside a write can leave an event in the run's log but not in the asset index.
-            return lookup.keys_holding(event.event_id, held) if held else held
+        already_stored = stored_check(ids, lookup, dead_batches=seen.stored_by_dead_batch, check_every=bool(checked))
 
         try:
             outcome = consume(

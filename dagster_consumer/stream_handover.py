@@ -35,7 +35,6 @@ from dagster import AssetKey
 from airstream.dagster_consumer.consume import EventIds
 from airstream.dagster_consumer.cursor import InvalidCursor, SensorCursor
 from airstream.dagster_consumer.dagster_kvs import read_values
-from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.recorded_ids import InvalidRecordedIds, RecordedIds
 from airstream.dagster_consumer.sources.base import Position
 from airstream.dagster_consumer.sources.kafka import TOPIC_ID, partition_offsets
@@ -143,16 +142,6 @@ class Handover:
     seen: LayeredIds
     reason: str = ""
     holders: list[str] = field(default_factory=list)
-    lookup: EventLogIds | None = None
-
-    def stored_by_dead_batch(self, event_id: str) -> set[AssetKey]:
-        """The asset keys a stream's batch that died after storing holds ``event_id`` on, as the
-        assets' history shows them (on SQLite a process killed inside a write can leave an event
-        in the run's log but not in the asset index)."""
-        held = self.seen.stored_by_dead_batch(event_id)
-        if not held or self.lookup is None:
-            return held
-        return self.lookup.keys_holding(event_id, held)
 
 
 def sensor_handover(
@@ -180,7 +169,7 @@ def sensor_handover(
         for split, state in states.items()
         if state.ids and (found := peer_ids(instance, ids_namespace(instance_name, split), state, now=now)) is not None
     ]
-    return Handover(deferred=False, seen=LayeredIds(ids, peers), lookup=EventLogIds(instance) if peers else None)
+    return Handover(deferred=False, seen=LayeredIds(ids, peers))
 
 
 def stream_peers(
