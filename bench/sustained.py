@@ -24,8 +24,9 @@ The JSON (``--out``, default ``docs/bench/sustained.json``) holds the options, t
 sample, p50/p95/max of the sampled lag in seconds, the largest lag in events, each event's time
 from publishing to its record (p50/p95/max), the producer's pacing, the totals, and an
 exactly-once check (distinct ids recorded against those published, duplicates, missing).
-The target it is judged against (:mod:`bench.compare.targets`): 100 events/s for 10 minutes with
-the lag under 10 s throughout.
+The target it is judged against (:mod:`bench.compare.targets`, which judges every
+``docs/bench/sustained*.json``: keep one file per consumer and storage): 100 events/s for 10
+minutes with the lag under 10 s throughout.
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def save() -> None:
         results["seconds"] = round(time.monotonic() - began, 1)
-        results["targets"] = targets.evaluate(results, sustained=targets.read_sustained(args.out / "sustained.json"))
+        results["targets"] = targets.evaluate(results, sustained=targets.read_sustained(args.out))
         report.write_json(results, args.out / "results.json")
 
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch, contextlib.ExitStack() as stack:

@@ -197,22 +197,24 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def sustained_markdown(sustained: dict[str, Any]) -> str:
-    """The README's table of a :mod:`bench.sustained` run."""
-    lag, latency, once = sustained["lag_seconds"], sustained["record_latency_seconds"], sustained["exactly_once"]
-    drained = sustained.get("drained_seconds_after_last_event")
-    return "\n".join(
-        [
-            "| consumer | storage | events/s x minutes | lag p50 / p95 / max (s) | most events behind "
-            "| publish to record p50 / p95 / max (s) | drained after the last event | duplicates | unrecorded |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {sustained['consumer']} | {sustained['storage']} | {sustained['rate']:g} x {sustained['minutes']:g} "
-            f"| {_fmt(lag['p50'])} / {_fmt(lag['p95'])} / {_fmt(lag['max'])} | {sustained['max_lag_events']:,} "
+def sustained_markdown(runs: list[dict[str, Any]]) -> str:
+    """The README's table of :mod:`bench.sustained` runs, one row each."""
+    lines = [
+        "| consumer | storage | events/s x minutes | lag p50 / p95 / max (s) | most events behind "
+        "| publish to record p50 / p95 / max (s) | drained after the last event | duplicates | unrecorded |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lag, latency, once = run["lag_seconds"], run["record_latency_seconds"], run["exactly_once"]
+        drained = run.get("drained_seconds_after_last_event")
+        lines.append(
+            f"| {run['consumer']} | {run['storage']} | {run['rate']:g} x {run['minutes']:g} "
+            f"| {_fmt(lag['p50'])} / {_fmt(lag['p95'])} / {_fmt(lag['max'])} | {run['max_lag_events']:,} "
             f"| {_fmt(latency['p50'])} / {_fmt(latency['p95'])} / {_fmt(latency['max'])} "
             f"| {'not within the drain window' if drained is None else f'{drained:g} s'} "
-            f"| {once['duplicates']} | {once['missing']:,} of {once['published']:,} |",
-        ]
-    )
+            f"| {once['duplicates']} | {once['missing']:,} of {once['published']:,} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
@@ -221,10 +223,10 @@ if __name__ == "__main__":
     from bench.compare import targets
 
     # python -m bench.compare.report docs/bench/results.json: the README's tables, the targets judged
-    # again with the sustained run's results beside it (docs/bench/sustained.json) when there are some.
+    # again with the sustained runs' results beside it (docs/bench/sustained*.json) when there are some.
     results_path = Path(sys.argv[1])
     loaded = json.loads(results_path.read_text())
-    sustained = targets.read_sustained(results_path.with_name("sustained.json"))
+    sustained = targets.read_sustained(results_path.parent)
     loaded["targets"] = targets.evaluate(loaded, sustained=sustained)
     print(markdown(loaded))
     if sustained:

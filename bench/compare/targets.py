@@ -73,12 +73,15 @@ def _gap_repair_target(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def read_sustained(path: Path) -> dict[str, Any] | None:
-    """:mod:`bench.sustained`'s results at ``path``, or ``None`` when there are none."""
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
+def read_sustained(folder: Path) -> list[dict[str, Any]]:
+    """:mod:`bench.sustained`'s results in ``folder`` (``sustained*.json``, one per run kept), by name."""
+    found = []
+    for path in sorted(folder.glob("sustained*.json")):
+        try:
+            found.append(dict(json.loads(path.read_text())))
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _sustained_target(sustained: dict[str, Any] | None) -> dict[str, Any]:
@@ -87,10 +90,11 @@ def _sustained_target(sustained: dict[str, Any] | None) -> dict[str, Any]:
         f"{SUSTAINED_MAX_LAG:g} s"
     )
     if not sustained:
-        return {"target": target, "measured": "not measured (no docs/bench/sustained.json)", "met": None}
+        return {"target": target, "measured": "not measured (no docs/bench/sustained*.json)", "met": None}
+    target += f" ({sustained['consumer']}, {sustained['storage']})"
     lag, once = sustained["lag_seconds"], sustained["exactly_once"]
     measured = (
-        f"{sustained['consumer']} on {sustained['storage']}, {sustained['rate']:g}/s for {sustained['minutes']:g} min: "
+        f"{sustained['rate']:g}/s for {sustained['minutes']:g} min: "
         f"lag p50 / p95 / max {lag['p50']} / {lag['p95']} / {lag['max']} s, at most "
         f"{sustained['max_lag_events']:,} events behind; {once['duplicates']} duplicates, "
         f"{once['missing']:,} of {once['published']:,} unrecorded when it stopped"
@@ -102,9 +106,9 @@ def _sustained_target(sustained: dict[str, Any] | None) -> dict[str, Any]:
     return {"target": target, "measured": measured, "met": met}
 
 
-def evaluate(results: dict[str, Any], sustained: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def evaluate(results: dict[str, Any], sustained: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One entry per target: ``target``, ``measured`` and ``met`` (True, False, or None when not measured);
-    ``sustained`` is :mod:`bench.sustained`'s results (:func:`read_sustained`), when there are some."""
+    ``sustained`` holds :mod:`bench.sustained`'s results (:func:`read_sustained`): one entry for each."""
     found = _latency_targets(results)
     ours = [
         figures
@@ -156,5 +160,5 @@ def evaluate(results: dict[str, Any], sustained: dict[str, Any] | None = None) -
         found.append(
             {"target": missing, "measured": "not measured (streaming mode and scale-out not built yet)", "met": None}
         )
-    found.append(_sustained_target(sustained))
+    found += [_sustained_target(run) for run in sustained or [None]]
     return found
