@@ -31,12 +31,14 @@ def _rows(results: dict[str, Any]) -> list[str]:
                 f"{_fmt(run['max']):>7}  {done['recorded']:>4}/{done['reported_by_airflow']:<4}          {missed}"
             )
     lines.append("REST requests to Airflow per hour (counting proxy per observer)")
-    lines.append(f"  {'DAGs':>5} {'observer':24} {'at startup':>10} {'idle/h':>9} {'under runs/h':>12}")
+    width = max([24, *(len(label) for entry in results.get("load", []) for label in entry["labels"].values())])
+    lines.append(f"  {'DAGs':>5} {'observer':{width}} {'at startup':>10} {'idle/h':>9} {'under runs/h':>12}")
     for entry in results.get("load", []):
         for name, figures in entry["observers"].items():
             lines.append(
-                f"  {entry['dag_count']:>5} {entry['labels'].get(name, name):24} {figures['startup_requests']:>10} "
-                f"{_fmt(figures['idle_per_hour']):>9} {_fmt(figures['runs_per_hour']):>12}"
+                f"  {entry['dag_count']:>5} {entry['labels'].get(name, name):{width}} "
+                f"{figures['startup_requests']:>10} {_fmt(figures['idle_per_hour']):>9} "
+                f"{_fmt(figures['runs_per_hour']):>12}"
             )
     sweeps = _sweep_rows(results)
     if sweeps:
@@ -62,7 +64,8 @@ def _rows(results: dict[str, Any]) -> list[str]:
             f"  extra memory in an Airflow 2.11 process: {memory['extra_mb']} MB "
             f"({memory['before_mb']} -> {memory['after_mb']} MB)"
         )
-    lines.append("Consumer throughput (events/s recorded into Dagster)")
+    if results.get("throughput"):
+        lines.append("Consumer throughput (events/s recorded into Dagster)")
     for entry in results.get("throughput", []):
         rates = entry["events_per_second"]
         lines.append(
