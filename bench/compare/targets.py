@@ -160,5 +160,5 @@ def evaluate(results: dict[str, Any], sustained: list[dict[str, Any]] | None = N
         found.append(
             {"target": missing, "measured": "not measured (streaming mode and scale-out not built yet)", "met": None}
         )
-    found += [_sustained_target(run) for run in sustained or [None]]
+    found += [_sustained_target(run) for run in sustained] if sustained else [_sustained_target(None)]
     return found
