@@ -82,9 +82,14 @@ def side_by_side(
     results: dict[str, Any],
     save: Callable[[], None],
 ) -> None:
-    """Airflow 2.11 watched by airstream's sensor and Airlift at its default and fastest intervals.
+    """Airflow 2.11 watched by airstream's sensor, ``airstream stream`` and Airlift at its default and
+    fastest intervals.
 
-    A fourth observer, airstream's sensor with REST gap repair every ``--gap-repair-interval``
+    The stream records the same topic into a Dagster instance of its own on the phase's storage
+    (:mod:`bench.compare.stream_process`), in the latency phases only. Like the sensor, it is never
+    given an Airflow URL: its counting proxy shows it makes no REST request.
+
+    A fifth observer, airstream's sensor with REST gap repair every ``--gap-repair-interval``
     seconds, is there for its REST load (its latency is not measured). Its instance name is not the
     listener's, so its Kafka path records nothing and every terminal state reaches it through a
     sweep: what one sweep asks of Airflow does not depend on what the topic held, and this is the
@@ -106,6 +111,7 @@ def side_by_side(
         gap = args.gap_repair_interval
         observers = [
             Observer("af2", "airstream", "airstream (Kafka sensor)"),
+            Observer("af2_stream", "airstream", "airstream (stream)", stream_of="af2"),
             Observer("airlift_default", "airlift", "Airlift (30 s, default)"),
             Observer("airlift_fast", "airlift", f"Airlift ({args.airlift_fast_interval} s, fastest)"),
         ]
@@ -125,7 +131,7 @@ def side_by_side(
                         else {}
                     )
                     for o in observers
-                    if o.kind == "airstream"
+                    if o.kind == "airstream" and o.stream_of is None
                 ],
                 "airlift": [{"name": n, "url": proxies[n].url, "interval": i} for n, i in intervals.items()],
                 "mapped_tasks": mapped_tasks(first),
@@ -138,6 +144,7 @@ def side_by_side(
                     "storage": storage,
                     "labels": {o.name: o.label for o in observers},
                     "kinds": {o.name: o.kind for o in observers},
+                    "consumers": {o.name: o.consumer for o in observers},
                     "gap_repair": setup.gap_repair,
                     "observers": phase.load,
                 }
@@ -192,12 +199,15 @@ def side_by_side(
 def airflow3_alone(
     work: Path, args: argparse.Namespace, bootstrap: str, postgres: PostgresServer | None, results: dict[str, Any]
 ) -> None:
-    """airstream's sensor alone on Airflow 3.3 (Airlift cannot observe Airflow 3)."""
+    """airstream alone on Airflow 3.3, its sensor and its stream (Airlift cannot observe Airflow 3)."""
     topic = f"bench-af3-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, partitions=3)
     first = args.dag_counts[0]
     with airflows.airflow3(work, bootstrap_servers=bootstrap, topic=topic, name="af3", dag_count=first) as af:
-        observers = [Observer("af3", "airstream", "airstream (Kafka sensor)")]
+        observers = [
+            Observer("af3", "airstream", "airstream (Kafka sensor)"),
+            Observer("af3_stream", "airstream", "airstream (stream)", stream_of="af3"),
+        ]
         config = {
             "airstream": [{"name": "af3", "bootstrap_servers": bootstrap, "topic": topic}],
             "mapped_tasks": mapped_tasks(first),

@@ -33,13 +33,27 @@ Key = tuple[str, str, str, str | None]
 
 @dataclass(frozen=True)
 class Observer:
-    """One observer in the Dagster instance: ``kind`` is ``"airstream"`` or ``"airlift"``; an airstream
-    observer with ``gap_repair_interval`` also sweeps Airflow's REST API that often (seconds)."""
+    """One observer: ``kind`` is ``"airstream"`` or ``"airlift"``; an airstream observer with
+    ``gap_repair_interval`` also sweeps Airflow's REST API that often (seconds). One with
+    ``stream_of`` is ``airstream stream`` for that Airflow instance (the listener's name), recording
+    into a Dagster instance of its own (:mod:`bench.compare.stream_process`) on that instance's
+    asset keys; the others are code locations of the phase's ``dagster dev``."""
 
     name: str
     kind: str
     label: str  # what the table calls it, e.g. "Airlift (30 s)"
     gap_repair_interval: float | None = None
+    stream_of: str | None = None
+
+    @property
+    def key_prefix(self) -> str:
+        """The first part of the asset keys it records (its name, or the streamed Airflow instance's)."""
+        return self.stream_of or self.name
+
+    @property
+    def consumer(self) -> str:
+        """``"stream"``, ``"sensor"`` (airstream's) or ``"airlift"``."""
+        return "airlift" if self.kind == "airlift" else "stream" if self.stream_of else "sensor"
 
 
 def stored_times(observer: Observer, records: Iterable[RecordedAssetEvent]) -> dict[Key, float]:
@@ -47,7 +61,7 @@ def stored_times(observer: Observer, records: Iterable[RecordedAssetEvent]) -> d
     found: dict[Key, float] = {}
     for record in records:
         parts = record.asset_key.split("/")
-        if len(parts) < 3 or parts[0] != observer.name:
+        if len(parts) < 3 or parts[0] != observer.key_prefix:
             continue
         key = _airstream_key(record, parts) if observer.kind == "airstream" else _airlift_key(record, parts)
         if key is not None and (key not in found or record.timestamp < found[key]):
@@ -104,6 +118,7 @@ def measure(observer: Observer, terminals: list[Terminal], stored: dict[Key, flo
         "observer": observer.name,
         "label": observer.label,
         "kind": observer.kind,
+        "consumer": observer.consumer,
         "latency_task_end": summarize(latencies["task"]),
         "latency_run_end": summarize(latencies["run"]),
         "samples": {kind: [round(value, 3) for value in values] for kind, values in latencies.items()},

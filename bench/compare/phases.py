@@ -6,6 +6,9 @@ requests (through its own counting proxy) while Airflow is idle and while
 :func:`bench.compare.runs.drive_runs` drives runs, then (when asked) waits for every observer to
 record what it will record and measures latency and completeness. A gap-repair observer is there
 for its REST load only (see :func:`bench.compare.__main__.side_by_side`): its latency is not measured.
+A stream observer (``airstream stream``, :mod:`bench.compare.stream_process`) runs beside ``dagster dev``
+in the latency phases, recording the same topic into a Dagster instance of its own on the same storage;
+its records are read from there.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from dagster import DagsterInstance
 from bench.compare.dagster_dev import fresh_storage, prepare_home, start_bench_dagster
 from bench.compare.observed import Observer, measure, stored_times
 from bench.compare.runs import DrivenRuns, RestApi, Terminal, drive_runs
+from bench.compare.stream_process import start_stream, stop_stream
 from devstack.counting_proxy import CountingProxy, CountWindow
 from devstack.dagster import recorded_asset_events
 from devstack.postgres import PostgresServer
+from devstack.processes import ManagedProcess
 
 _FIRST_TICK = ("POST", "/api/v1/dags/~/dagRuns/list")
 _SWEEP = _FIRST_TICK  # every gap-repair sweep starts with this call (the runs that ended since its mark)
@@ -43,6 +48,19 @@ class Setup:
     def gap_repair(self) -> dict[str, float]:
         """Observer name → gap-repair interval, for the airstream observers that sweep REST."""
         return {o.name: o.gap_repair_interval for o in self.observers if o.gap_repair_interval is not None}
+
+    @property
+    def streams(self) -> list[Observer]:
+        """The ``airstream stream`` observers (each a process with a Dagster instance of its own)."""
+        return [o for o in self.observers if o.stream_of is not None]
+
+    def stream_config(self, observer: Observer) -> dict[str, Any]:
+        """``$BENCH_OBSERVERS`` for a stream observer: the streamed Airflow instance's entry of
+        :attr:`config` alone (its topic, its DAG-asset history) and the same mapped tasks."""
+        entries = [entry for entry in self.config.get("airstream", []) if entry["name"] == observer.stream_of]
+        if not entries:
+            raise ValueError(f"the stream observer {observer.name} streams {observer.stream_of!r}, not in the config")
+        return {"airstream": entries[:1], "mapped_tasks": self.config.get("mapped_tasks", {})}
 
     @property
     def measured(self) -> list[Observer]:
@@ -77,24 +95,46 @@ def observe(
     idle_seconds: float,
     measure_latency: bool,
 ) -> PhaseResult:
-    """Run one phase (see the module docstring); stops its ``dagster dev`` before returning."""
+    """Run one phase (see the module docstring); stops its ``dagster dev`` and streams before returning.
+
+    The stream observers run only when latency is measured: each starts first (its start-up
+    outside the REST windows), on a fresh Dagster instance of its own on ``storage``.
+    """
     label = f"{storage}_{dag_count}_{uuid.uuid4().hex[:6]}"
     home = prepare_home(work / f"dagster-{label}", fresh_storage(storage, f"bench_{label}", postgres))
-    before = {name: proxy.counts for name, proxy in setup.proxies.items()}
-    began = time.monotonic()
-    dagster, _url = start_bench_dagster(home, setup.config, log_dir=work / "logs")
-    with dagster:
+    streams = setup.streams if measure_latency else []
+    left_out = {o.name for o in setup.streams if o not in streams}
+    proxies = {name: proxy for name, proxy in setup.proxies.items() if name not in left_out}
+    homes = {o.name: home for o in setup.measured}
+    with contextlib.ExitStack() as stack:
+        processes: dict[str, ManagedProcess] = {}
+        for observer in streams:
+            name = f"bench_{label}_{observer.name}"
+            homes[observer.name] = prepare_home(
+                work / f"stream-{label}-{observer.name}", fresh_storage(storage, name, postgres)
+            )
+            process, _started, _reading = start_stream(
+                homes[observer.name],
+                str(observer.stream_of),
+                setup.stream_config(observer),
+                log_path=work / "logs" / f"stream-{label}-{observer.name}.log",
+            )
+            processes[observer.name] = stack.enter_context(process)
+        before = {name: proxy.counts for name, proxy in proxies.items()}
+        began = time.monotonic()
+        dagster, _url = start_bench_dagster(home, setup.config, log_dir=work / "logs")
+        stack.enter_context(dagster)
         _wait_for_first_ticks(setup, before, dagster.is_alive, timeout=300)
         load: dict[str, Any] = {
-            name: {"startup_requests": (proxy.counts - before[name]).total()} for name, proxy in setup.proxies.items()
+            name: {"startup_requests": (proxy.counts - before[name]).total()} for name, proxy in proxies.items()
         }
         startup_seconds = time.monotonic() - began
-        with _windows(setup) as idle:
+        with _windows(proxies) as idle:
             time.sleep(idle_seconds)
-        with _windows(setup) as busy:
+        with _windows(proxies) as busy:
             driven = drive_runs(api, runs, dag_count=dag_count) if runs else None
         busy_seconds = (driven.finished - driven.started) if driven else 0.0
-        for name in setup.proxies:
+        for name in proxies:
             load[name].update(
                 startup_seconds=round(startup_seconds, 1),
                 idle_seconds=idle_seconds,
@@ -109,7 +149,13 @@ def observe(
             load[name].update(gap_repair_sweeps(interval, idle[name], busy[name]))
         result = PhaseResult(load=load, driven=driven)
         if measure_latency and driven is not None:
-            result.observed = _wait_and_measure(home, setup, driven.terminals)
+            result.observed = _wait_and_measure(homes, setup, driven.terminals)
+        for observed in result.observed:
+            if observed["observer"] in processes:
+                process = processes[observed["observer"]]
+                observed["stream_exit_code"] = stop_stream(process)
+                if observed["stream_exit_code"] != 0:
+                    print(f"  {process.name} exited {observed['stream_exit_code']}; log {process.log_path}", flush=True)
     return result
 
 
@@ -129,19 +175,23 @@ def _wait_for_first_ticks(setup: Setup, before: dict[str, Any], alive: Any, time
 
 
 @contextlib.contextmanager
-def _windows(setup: Setup) -> Any:
+def _windows(proxies: dict[str, CountingProxy]) -> Any:
     with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(proxy.counting()) for name, proxy in setup.proxies.items()}
+        yield {name: stack.enter_context(proxy.counting()) for name, proxy in proxies.items()}
 
 
-def _wait_and_measure(home: Path, setup: Setup, terminals: list[Terminal]) -> list[dict[str, Any]]:
-    """Poll the instance until each observer holds what it can record (or its deadline), then measure."""
+def _wait_and_measure(homes: dict[str, Path], setup: Setup, terminals: list[Terminal]) -> list[dict[str, Any]]:
+    """Poll the instances (``homes``: observer name → its Dagster home) until each observer holds
+    what it can record (or its deadline), then measure."""
     slowest = max(setup.airlift_intervals.values(), default=5)  # the gap-repair observers are not waited for
     deadline = time.monotonic() + 2 * slowest + 60
-    with DagsterInstance.from_config(str(home)) as instance:
+    with contextlib.ExitStack() as stack:
+        instances = {
+            where: stack.enter_context(DagsterInstance.from_config(str(where))) for where in set(homes.values())
+        }
         while True:
-            records = recorded_asset_events(instance)
-            stored = {observer.name: stored_times(observer, records) for observer in setup.measured}
+            records = {where: recorded_asset_events(instance) for where, instance in instances.items()}
+            stored = {o.name: stored_times(o, records[homes[o.name]]) for o in setup.measured}
             done = all(all(t.key() in stored[o.name] for t in expected_for(o, terminals)) for o in setup.measured)
             if done or time.monotonic() > deadline:
                 break

@@ -75,6 +75,13 @@ def _rows(results: dict[str, Any]) -> list[str]:
             f"(profile: {entry['profile']['report_runless_asset_event_share']:.0%} of the sensor's time in "
             f"Dagster's per-event write)"
         )
+        if "stream" in rates:
+            stream = entry["stream"]
+            lines.append(
+                f"  {'':9} stream {_fmt(rates['stream'])}  stream/loop {entry['stream_vs_loop']}  "
+                f"(timed {stream['timed']}; start-up {stream['startup_seconds']} s left out, "
+                f"{_fmt(stream['events_per_second_with_startup'])}/s with it)"
+            )
     return lines
 
 
@@ -105,6 +112,11 @@ def draw_latency(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # One colour per observer (the stream, the sensor, each Airlift), one line style per phase.
+    labels = sorted({obs["label"] for phase in results.get("latency", []) for obs in phase["observers"]})
+    colours = {label: plt.get_cmap("tab10")(index % 10) for index, label in enumerate(labels)}
+    phases = sorted({(phase["airflow"], phase["storage"]) for phase in results.get("latency", [])})
+    styles = {phase: ("-", "--", ":", "-.")[index % 4] for index, phase in enumerate(phases)}
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for axis, kind, title in ((axes[0], "task", "task end"), (axes[1], "run", "DAG-run end")):
         for phase in results.get("latency", []):
@@ -114,7 +126,14 @@ def draw_latency(results: dict[str, Any], path: Path) -> None:
                     continue
                 share = [(index + 1) / len(samples) for index in range(len(samples))]
                 label = f"{obs['label']}, Airflow {phase['airflow']}, {phase['storage']}"
-                axis.step(samples, share, where="post", label=label)
+                axis.step(
+                    samples,
+                    share,
+                    where="post",
+                    label=label,
+                    color=colours[obs["label"]],
+                    linestyle=styles[(phase["airflow"], phase["storage"])],
+                )
         axis.set_xscale("symlog", linthresh=1)
         axis.set_xlabel(f"seconds from {title} to the record stored in Dagster")
         axis.set_title(f"Observation latency after {title}")
@@ -182,15 +201,16 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("throughput"):
         lines += [
             "",
-            "| storage | sensor (events/s) | replay | Dagster's own loop | sensor / loop | replay / loop "
-            "| sensor time in Dagster's write |",
-            "|---|---|---|---|---|---|---|",
+            "| storage | sensor (events/s) | replay | stream | Dagster's own loop | sensor / loop | replay / loop "
+            "| stream / loop | sensor time in Dagster's write |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for entry in results["throughput"]:
             rates = entry["events_per_second"]
             lines.append(
                 f"| {entry['storage']} | {_fmt(rates['sensor'])} | {_fmt(rates['replay'])} "
-                f"| {_fmt(rates['dagster_loop'])} | {entry['sensor_vs_loop']} | {entry['replay_vs_loop']} "
+                f"| {_fmt(rates.get('stream'))} | {_fmt(rates['dagster_loop'])} | {entry['sensor_vs_loop']} "
+                f"| {entry['replay_vs_loop']} | {_fmt(entry.get('stream_vs_loop'))} "
                 f"| {entry['profile']['report_runless_asset_event_share']:.0%} |"
             )
     lines += ["", "| target | measured | met |", "|---|---|---|"]

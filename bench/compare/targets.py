@@ -11,6 +11,10 @@ from typing import Any
 # ended since its mark and, when some did, their task instances (one call per 100 of each).
 GAP_REPAIR_MAX_PER_SWEEP = 4
 SUSTAINED_RATE, SUSTAINED_MINUTES, SUSTAINED_MAX_LAG = 100, 10, 10.0
+# Streaming mode: p50 at most this many seconds and this many times below Airlift's fastest; its
+# throughput this many times Dagster's per-event loop on PostgreSQL (at least the loop on SQLite).
+STREAM_MAX_P50, STREAM_FACTOR = 0.5, 5
+REPLAY_EVENTS, REPLAY_MAX_SECONDS = 100_000, 200
 
 
 def _phase(results: dict[str, Any], airflow: str) -> list[dict[str, Any]]:
@@ -24,10 +28,19 @@ def _by_kind(phase: dict[str, Any], kind: str, name: str | None = None) -> dict[
     return None
 
 
+def _consumer(obs: dict[str, Any]) -> str:
+    """``"stream"``, ``"sensor"`` or ``"airlift"`` (results written before the stream was measured: by kind)."""
+    return str(obs.get("consumer") or ("airlift" if obs["kind"] == "airlift" else "sensor"))
+
+
+def _by_consumer(phase: dict[str, Any], consumer: str) -> dict[str, Any] | None:
+    return next((obs for obs in phase["observers"] if _consumer(obs) == consumer), None)
+
+
 def _latency_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     found = []
     for phase in _phase(results, "2.11"):
-        ours = _by_kind(phase, "airstream")
+        ours = _by_consumer(phase, "sensor")
         default = _by_kind(phase, "airlift", "airlift_default")
         if ours is None or default is None:
             continue
@@ -44,6 +57,69 @@ def _latency_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 }
             )
     return found
+
+
+def _stream_latency_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Streaming mode p50 <= 0.5 s and >= 5x below Airlift's fastest, per storage and end (task, DAG run)."""
+    target = f"streaming mode p50 <= {STREAM_MAX_P50:g} s and >= {STREAM_FACTOR:g}x below Airlift's fastest"
+    found = []
+    for phase in _phase(results, "2.11"):
+        stream = _by_consumer(phase, "stream")
+        fastest = _by_kind(phase, "airlift", "airlift_fast")
+        if stream is None or fastest is None:
+            continue
+        for kind in ("task_end", "run_end"):
+            mine, theirs = stream[f"latency_{kind}"]["p50"], fastest[f"latency_{kind}"]["p50"]
+            met = mine is not None and theirs is not None and mine <= STREAM_MAX_P50 and theirs >= STREAM_FACTOR * mine
+            ratio = round(theirs / mine, 1) if mine and theirs else None
+            done = stream["completeness"]
+            found.append(
+                {
+                    "target": f"{target} ({kind.replace('_', ' ')}, {phase['storage']})",
+                    "measured": f"{mine} s vs {theirs} s ({ratio}x); recorded {done['recorded']} of "
+                    f"{done['reported_by_airflow']}",
+                    "met": met,
+                }
+            )
+    if not found:
+        found.append({"target": target, "measured": "not measured (no stream in the latency phases)", "met": None})
+    return found
+
+
+def _stream_throughput_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """airstream stream >= 5x the per-event loop on PostgreSQL, and never below it on SQLite."""
+    found = []
+    for entry in results.get("throughput", []):
+        if "stream_vs_loop" not in entry:
+            continue
+        floor = STREAM_FACTOR if entry["storage"] == "postgres" else 1
+        found.append(
+            {
+                "target": f"airstream stream >= {floor:g}x Dagster's per-event loop ({entry['storage']})",
+                "measured": f"{entry['stream_vs_loop']}x ({entry['events_per_second']['stream']:,} vs "
+                f"{entry['events_per_second']['dagster_loop']:,} events/s, {entry['events']:,} events)",
+                "met": entry["stream_vs_loop"] >= floor,
+            }
+        )
+    if not found:
+        found.append(
+            {
+                "target": f"airstream stream >= {STREAM_FACTOR:g}x the per-event loop on PostgreSQL "
+                "(never below it on SQLite)",
+                "measured": "not measured (no stream in the throughput section)",
+                "met": None,
+            }
+        )
+    return found
+
+
+def _replay_scale_target() -> dict[str, Any]:
+    # bench.replay prints its figures and keeps no results file, so the harness cannot judge this.
+    return {
+        "target": f"{REPLAY_EVENTS:,}-event replay within {REPLAY_MAX_SECONDS:g} s",
+        "measured": f"measured separately by python -m bench.replay --events {REPLAY_EVENTS} --storage postgres",
+        "met": None,
+    }
 
 
 def _gap_repair_target(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,12 +192,23 @@ def evaluate(results: dict[str, Any], sustained: list[dict[str, Any]] | None = N
         for name, figures in entry["observers"].items()
         if entry["kinds"].get(name) == "airstream" and name not in entry.get("gap_repair", {})
     ]
+    streamed = sorted(
+        {
+            entry["dag_count"]
+            for entry in results.get("load", [])
+            for name in entry["observers"]
+            if entry.get("consumers", {}).get(name) == "stream"
+        }
+    )
     if ours:
         requests = sum(figures["idle_requests"] + figures["runs_requests"] for figures in ours)
         found.append(
             {
                 "target": "zero REST requests in steady state on the event path",
-                "measured": f"{requests} requests over all DAG counts",
+                "measured": f"{requests} requests over all DAG counts"
+                + (
+                    f" (the sensor's; the stream's at {', '.join(f'{n:,}' for n in streamed)} DAGs)" if streamed else ""
+                ),
                 "met": requests == 0,
             }
         )
@@ -153,12 +240,8 @@ def evaluate(results: dict[str, Any], sustained: list[dict[str, Any]] | None = N
                 "met": entry["replay_vs_loop"] >= floor,
             }
         )
-    for missing in (
-        "streaming mode p50 <= 0.5 s and >= 5x below Airlift's fastest",
-        "airstream stream >= 5x the per-event loop on PostgreSQL; 100,000-event replay within 200 s",
-    ):
-        found.append(
-            {"target": missing, "measured": "not measured (streaming mode and scale-out not built yet)", "met": None}
-        )
+    found += _stream_latency_targets(results)
+    found += _stream_throughput_targets(results)
+    found.append(_replay_scale_target())
     found += [_sustained_target(run) for run in sustained] if sustained else [_sustained_target(None)]
     return found

@@ -7,10 +7,15 @@ instances on that storage
 * ``sensor``: airstream's sensor evaluated tick after tick and its asset events stored one by one,
   as Dagster's daemon stores them (:func:`devstack.dagster.tick_and_store`);
 * ``replay``: ``airstream replay -f`` :mod:`bench.compare.definitions` (the same consume step, a bounded loop);
+* ``stream``: ``airstream stream -f`` :mod:`bench.compare.definitions` as a subprocess
+  (:mod:`bench.compare.stream_process`), timed from its "reading ... from" line (definitions
+  loaded, instance opened, lease taken: its start-up left out, the broker connection kept in) to
+  the storage time of the last of the N events' records (Dagster's event-log timestamp); its
+  start-up is reported beside it, and the rate over the whole process life too;
 * ``dagster_loop``: Dagster's own ``report_runless_asset_event`` over the same translated asset events.
 
 No task is mapped, and the DAG assets keep every event (``dag_asset_history="all"``), so each
-Airflow event is one record on its DAG's asset in all three.
+Airflow event is one record on its DAG's asset in all four.
 
 A profiled pass of the sensor says where the time goes (``profile``).
 """
@@ -37,9 +42,10 @@ from airstream.dagster_consumer.cli import main as airstream_main
 from airstream.dagster_consumer.translate import translate
 from airstream.schemas import message_key, serialize_event
 from bench.compare.dagster_dev import DEFINITIONS, fresh_storage, prepare_home
+from bench.compare.stream_process import recorded_count, start_stream, stop_stream
 from bench.replay import _events
 from devstack.broker import create_topic
-from devstack.dagster import tick_and_store
+from devstack.dagster import recorded_asset_events, tick_and_store
 from devstack.postgres import PostgresServer
 
 
@@ -122,6 +128,36 @@ def _replay_pass(work: Path, kind: str, postgres: PostgresServer | None, bootstr
     return seconds
 
 
+def _stream_pass(
+    work: Path, kind: str, postgres: PostgresServer | None, bootstrap_servers: str, topic: str, count: int
+) -> dict[str, Any]:
+    """``airstream stream`` into a fresh instance until it has recorded ``count`` events: its
+    seconds from the "reading" line to the last record stored, its start-up, and what it stored."""
+    name = f"tp_stream_{uuid.uuid4().hex[:6]}"
+    home = prepare_home(work / name, fresh_storage(kind, name, postgres))
+    entry = {"name": "bench", "bootstrap_servers": bootstrap_servers, "topic": topic, "dag_asset_history": "all"}
+    process, started, reading = start_stream(home, "bench", {"airstream": [entry]}, log_path=work / f"{name}.log")
+    with process, DagsterInstance.from_config(str(home)) as instance:
+        deadline = time.monotonic() + max(300.0, count / 20)  # 20 events/s: far below any storage's loop
+        while (recorded := recorded_count(instance, "bench")) < count:
+            if time.monotonic() > deadline or not process.is_alive():
+                raise RuntimeError(
+                    f"airstream stream recorded {recorded} of {count} events (alive: {process.is_alive()}); "
+                    f"log {process.log_path}:\n{process.log_tail()}"
+                )
+            time.sleep(0.25)
+        exit_code = stop_stream(process)
+        stored = [record for record in recorded_asset_events(instance) if "airflow/event_type" in record.metadata]
+    last = max(record.timestamp for record in stored)
+    return {
+        "seconds": last - reading,
+        "startup_seconds": round(reading - started, 2),
+        "wall_seconds": round(last - started, 2),
+        "records": len(stored),
+        "exit_code": exit_code,
+    }
+
+
 def profile_summary(profile: cProfile.Profile, top: int = 12) -> dict[str, Any]:
     """The share of the profiled time inside Dagster's per-event write, and the top functions by cumulative time."""
     stats = pstats.Stats(profile)
@@ -153,13 +189,15 @@ def _short(filename: str) -> str:
 def measure_throughput(
     work: Path, kind: str, *, bootstrap_servers: str, events: int, postgres: PostgresServer | None
 ) -> dict[str, Any]:
-    """Events per second of the sensor, replay and Dagster's own loop on storage ``kind``, and a sensor profile."""
+    """Events per second of the sensor, replay, the stream and Dagster's own loop on storage ``kind``,
+    and a sensor profile."""
     topic = publish_events(bootstrap_servers, events)
     with _instance(work, kind, "sensor", postgres) as instance:
         sensor_seconds = _sensor_pass(instance, bootstrap_servers, topic, events)
     with _instance(work, kind, "loop", postgres) as instance:
         loop_seconds = _loop_pass(instance, events)
     replay_seconds = _replay_pass(work, kind, postgres, bootstrap_servers, topic)
+    stream = _stream_pass(work, kind, postgres, bootstrap_servers, topic, events)
     profiled_events = min(events, 1000)
     profiled_topic = publish_events(bootstrap_servers, profiled_events)
     profile = cProfile.Profile()
@@ -170,6 +208,7 @@ def measure_throughput(
     rates = {
         "sensor": events / sensor_seconds,
         "replay": events / replay_seconds,
+        "stream": events / stream["seconds"],
         "dagster_loop": events / loop_seconds,
     }
     return {
@@ -178,5 +217,14 @@ def measure_throughput(
         "events_per_second": {name: round(rate, 1) for name, rate in rates.items()},
         "sensor_vs_loop": round(rates["sensor"] / rates["dagster_loop"], 2),
         "replay_vs_loop": round(rates["replay"] / rates["dagster_loop"], 2),
+        "stream_vs_loop": round(rates["stream"] / rates["dagster_loop"], 2),
+        "stream": {
+            "timed": "from its 'reading ... from' line to the last record's event-log timestamp",
+            "seconds": round(stream["seconds"], 2),
+            "startup_seconds": stream["startup_seconds"],
+            "events_per_second_with_startup": round(events / stream["wall_seconds"], 1),
+            "records": stream["records"],
+            "exit_code": stream["exit_code"],
+        },
         "profile": {"events": profiled_events, **profile_summary(profile)},
     }
