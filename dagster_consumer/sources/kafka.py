@@ -281,8 +281,10 @@ class KafkaEventSource(EventSource):
                     first_after_gap[topic_partition.partition] = None
                 if not beyond and self._caught_up(consumer, assigned):
                     break
-            elif session is not None and self._caught_up(consumer, assigned):
-                break  # a long-running reader hands what it has over at once: no wait for more
+            elif self._caught_up(consumer, assigned):
+                # Hand over what was read at once: under a steady flow a poll is never empty, and
+                # waiting for one would hold every tick to max_seconds_per_tick.
+                break
         if poison and self.dead_letter_topic:
             self._dead_letter(poison)
         ends = {str(tp.partition): int(end) for tp in assigned if (end := consumer.highwater(tp)) is not None}
