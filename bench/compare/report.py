@@ -134,7 +134,7 @@ def draw_latency(results: dict[str, Any], path: Path) -> None:
                     color=colours[obs["label"]],
                     linestyle=styles[(phase["airflow"], phase["storage"])],
                 )
-        axis.set_xscale("symlog", linthresh=1)
+        axis.set_xscale("symlog", linthresh=0.1)  # the stream records within a second
         axis.set_xlabel(f"seconds from {title} to the record stored in Dagster")
         axis.set_title(f"Observation latency after {title}")
         axis.grid(True, which="both", alpha=0.3)
