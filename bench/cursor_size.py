@@ -127,11 +127,11 @@ def main() -> None:
 
         return write
 
-    recorded_ids.write_values = counting(recorded_ids.write_values)  # type: ignore[assignment]
-    replayed_ids.write_values = counting(replayed_ids.write_values)  # type: ignore[assignment]
+    recorded_ids.write_values = counting(recorded_ids.write_values)
+    replayed_ids.write_values = counting(replayed_ids.write_values)
     now = datetime.now(timezone.utc)
     clock = [now.timestamp()]
-    sensor_module._now = lambda: clock[0]  # type: ignore[assignment]
+    sensor_module._now = lambda: clock[0]
 
     with tempfile.TemporaryDirectory() as work:
         home = Path(work)

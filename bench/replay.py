@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import tempfile
 import time
@@ -38,6 +39,7 @@ from airstream.dagster_consumer.replay import DEFAULT_BATCH
 from airstream.dagster_consumer.sensor import built_sensor_parts
 from airstream.dagster_consumer.translate import translate
 from airstream.schemas import EventType, TaskInstanceEvent, message_key, serialize_event
+from bench.compare.machine import machine
 from devstack.broker import create_topic, start_broker
 from devstack.postgres import dagster_yaml_for, start_postgres
 
@@ -61,6 +63,8 @@ def _events(count: int) -> list[TaskInstanceEvent]:
         for number in range(count)
     ]
 
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "bench"
 
 _DEFINITIONS = """
 from dagster import AssetSpec, Definitions
@@ -117,7 +121,10 @@ def main() -> None:
     parser.add_argument(
         "--per-event-limit", type=int, help="time Dagster's per-event loop on only this many asset events"
     )
+    parser.add_argument("--out", type=Path, help="the results file (default docs/bench/replay-<storage>.json)")
     args = parser.parse_args()
+    out = args.out or RESULTS / f"replay-{args.storage}.json"
+    facts = machine()
     events = _events(args.events)
     with (
         tempfile.TemporaryDirectory() as folder,
@@ -177,6 +184,24 @@ def main() -> None:
             f"asset events/s over Dagster's per-event loop: replay {replay_ratio:.2f}x, "
             f"store_asset_events alone {batch_ratio:.2f}x"
         )
+        results = {
+            "events": len(events),
+            "asset_events": len(asset_events),
+            "storage": args.storage,
+            "replay_seconds": round(replay_seconds, 1),
+            "asset_events_per_second": {
+                "replay": round(len(asset_events) / replay_seconds, 1),
+                "dagster_loop": round(loop_rate, 1),
+                "store_asset_events": round(len(asset_events) / batch_seconds, 1),
+            },
+            "dagster_loop_asset_events": len(per_event),
+            "replay_vs_loop": round(replay_ratio, 2),
+            "store_asset_events_vs_loop": round(batch_ratio, 2),
+            "machine": {**facts, "load_average_at_end": os.getloadavg()},
+        }
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"results: {out}")
 
 
 if __name__ == "__main__":

@@ -254,7 +254,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def save() -> None:
         results["seconds"] = round(time.monotonic() - began, 1)
-        results["targets"] = targets.evaluate(results, sustained=targets.read_sustained(args.out))
+        results["targets"] = targets.evaluate(
+            results,
+            sustained=targets.read_sustained(args.out),
+            replays=targets.read_runs(args.out, "replay-*.json"),
+        )
         report.write_json(results, args.out / "results.json")
 
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as scratch, contextlib.ExitStack() as stack:

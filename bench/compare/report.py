@@ -250,7 +250,9 @@ if __name__ == "__main__":
     results_path = Path(sys.argv[1])
     loaded = json.loads(results_path.read_text())
     sustained = targets.read_sustained(results_path.parent)
-    loaded["targets"] = targets.evaluate(loaded, sustained=sustained)
+    loaded["targets"] = targets.evaluate(
+        loaded, sustained=sustained, replays=targets.read_runs(results_path.parent, "replay-*.json")
+    )
     print(markdown(loaded))
     if sustained:
         print()
