@@ -254,7 +254,7 @@ def evaluate(
         floor = 5 if storage == "postgres" else 1
         found.append(
             {
-                "target": f"replay >= {floor}x Dagster's per-event loop ({storage}; batch writes are issue 9 part 2)",
+                "target": f"replay >= {floor}x Dagster's per-event loop ({storage})",
                 "measured": f"{entry['replay_vs_loop']}x",
                 "met": entry["replay_vs_loop"] >= floor,
             }
