@@ -23,7 +23,17 @@ PACKAGES = ("schemas", "airflow_listener", "dagster_consumer")
 ALLOWED = {
     "schemas": {"pydantic"},
     "airflow_listener": {"airflow", "kafka", "pluggy", "sqlalchemy", "requests", "yaml", "airstream.schemas"},
-    "dagster_consumer": {"dagster", "kafka", "requests", "urllib3", "airstream.schemas"},
+    # sqlalchemy comes with dagster; dagster_postgres only where the instance is on PostgreSQL
+    # (batch_store imports it lazily and falls back without it).
+    "dagster_consumer": {
+        "dagster",
+        "dagster_postgres",
+        "sqlalchemy",
+        "kafka",
+        "requests",
+        "urllib3",
+        "airstream.schemas",
+    },
 }
 
 
