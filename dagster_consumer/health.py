@@ -24,6 +24,7 @@ committed ticks did, exactly once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from dagster import AssetKey, AssetObservation, AssetSpec, MetadataValue
@@ -53,6 +54,23 @@ def health_asset_spec(instance_name: str) -> AssetSpec:
             "gaps and the last error."
         ),
     )
+
+
+def count_outcome(cursor: SensorCursor, outcome: ConsumeOutcome) -> None:
+    """Add one consume step's figures to ``cursor``'s running totals (:data:`TOTALS`)."""
+    cursor.count(
+        recorded=outcome.recorded,
+        duplicates=outcome.duplicates,
+        skipped=outcome.late + outcome.foreign + outcome.superseded + len(outcome.unknown_types),
+        rejected=len(outcome.rejected),
+        dead_lettered=outcome.dead_lettered,
+        gaps=len(outcome.gaps),
+    )
+
+
+def stamped(now: float, error: str) -> str:
+    """``error`` after the time ``now`` (Unix seconds) in ISO 8601, as a cursor keeps its last error."""
+    return f"{datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')} {error}"
 
 
 def tick_status_line(lag: Mapping[str, int] | None, totals: Mapping[str, int], error: str) -> str:

@@ -33,7 +33,13 @@ from airstream.dagster_consumer.consume import ConsumeOutcome, EventIds, Recorde
 from airstream.dagster_consumer.cursor import SensorCursor
 from airstream.dagster_consumer.event_log_ids import EventLogIds
 from airstream.dagster_consumer.gap_range import GapRange, gap_range
-from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
+from airstream.dagster_consumer.health import (
+    DEFAULT_HEALTH_INTERVAL,
+    count_outcome,
+    health_observation,
+    stamped,
+    tick_status_line,
+)
 from airstream.dagster_consumer.mappings import AssetMappings
 from airstream.dagster_consumer.recorded_ids import (
     DEFAULT_DEDUPLICATION_HORIZON,
@@ -215,17 +221,10 @@ def build_airflow_event_sensor(
                 )
         cursor.ids = ids.commit()
         for outcome in outcomes:
-            cursor.count(
-                recorded=outcome.recorded,
-                duplicates=outcome.duplicates,
-                skipped=outcome.late + outcome.foreign + outcome.superseded + len(outcome.unknown_types),
-                rejected=len(outcome.rejected),
-                dead_lettered=outcome.dead_lettered,
-                gaps=len(outcome.gaps),
-            )
+            count_outcome(cursor, outcome)
             errors.extend(f"{rejected.where}: {rejected.reason}" for rejected in outcome.rejected)
         if errors:
-            cursor.error = _stamped(now, errors[-1])
+            cursor.error = stamped(now, errors[-1])
         context.log.info(tick_status_line(lag, cursor.totals, cursor.error))
         health = health_observation(
             airflow_instance.name,
@@ -298,7 +297,7 @@ def _gap_repair(
         outcome = _rest_step(rest, cursor, recorder, ids, already_stored, now=now)
     except EventSourceUnavailable as error:
         context.log.error(f"airstream: gap repair from {rest.describe()} failed, retried next tick: {error}")
-        cursor.error = _stamped(now, f"gap repair from {rest.describe()} failed: {error}")  # not an incident: retried
+        cursor.error = stamped(now, f"gap repair from {rest.describe()} failed: {error}")  # not an incident: retried
         return []
     outcomes.append(outcome)
     _log(
@@ -338,10 +337,6 @@ def _event_log_ids(instance: Any) -> EventLogIds:
         return lookup
     except TypeError:  # not weak-referenceable: one per tick
         return EventLogIds(instance)
-
-
-def _stamped(now: float, error: str) -> str:
-    return f"{datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')} {error}"
 
 
 def _log(context: SensorEvaluationContext, outcome: ConsumeOutcome, line: str) -> None:

@@ -42,7 +42,13 @@ from airstream.dagster_consumer.consume import ConsumeOutcome, Recorder, consume
 from airstream.dagster_consumer.cursor import InvalidCursor, SensorCursor
 from airstream.dagster_consumer.dagster_kvs import read_values, write_values
 from airstream.dagster_consumer.event_log_ids import EventLogIds
-from airstream.dagster_consumer.health import DEFAULT_HEALTH_INTERVAL, health_observation, tick_status_line
+from airstream.dagster_consumer.health import (
+    DEFAULT_HEALTH_INTERVAL,
+    count_outcome,
+    health_observation,
+    stamped,
+    tick_status_line,
+)
 from airstream.dagster_consumer.recorded_ids import DEFAULT_DEDUPLICATION_HORIZON, RecordedIds, stored_check
 from airstream.dagster_consumer.sources.base import EventSourceUnavailable
 from airstream.dagster_consumer.sources.kafka import KafkaEventSource
@@ -250,7 +256,7 @@ class _Stream:
             )
         except EventSourceUnavailable as error:
             self.say(f"cannot read the topic, trying again: {error}")
-            state.error = _stamped(now, str(error))
+            state.error = stamped(now, str(error))
             return None, None
         for warning in outcome.warnings:
             self.say(warning)
@@ -259,18 +265,11 @@ class _Stream:
         for gap in outcome.gaps:
             self.say(f"events lost to the topic: {gap.describe()}")
         changed = outcome.position != state.position or ids.new_ids > 0 or count > taken_before
-        state.count(
-            recorded=outcome.recorded,
-            duplicates=outcome.duplicates,
-            skipped=outcome.late + outcome.foreign + outcome.superseded + len(outcome.unknown_types),
-            rejected=len(outcome.rejected),
-            dead_lettered=outcome.dead_lettered,
-            gaps=len(outcome.gaps),
-        )
+        count_outcome(state, outcome)
         errors = [f"{rejected.where}: {rejected.reason}" for rejected in outcome.rejected]
         errors += [f"{outcome.source}: events lost to the topic: {gap.describe()}" for gap in outcome.gaps]
         if errors:
-            state.error = _stamped(now, errors[-1])
+            state.error = stamped(now, errors[-1])
         health = health_observation(
             self.recorder.instance_name,
             [outcome],
@@ -338,10 +337,6 @@ def _describe_position(position: Any) -> str:
     if not offsets:
         return "the beginning"
     return "offsets " + ", ".join(f"{partition}: {offset}" for partition, offset in offsets.items())
-
-
-def _stamped(now: float, error: str) -> str:
-    return f"{datetime.fromtimestamp(now, timezone.utc).isoformat(timespec='seconds')} {error}"
 
 
 def add_stream_parser(commands: Any) -> None:
