@@ -25,13 +25,12 @@ import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from devstack.broker import TansuProcess, tansu_binary
+from devstack.broker import SecuredBroker, TansuProcess, tansu_binary
 from devstack.front import LoopbackFront
 from devstack.processes import free_port
-from devstack.tls import Certificates, TlsFront, make_certificates
+from devstack.tls import TlsFront, make_certificates
 
 __all__ = [
     "MECHANISMS",
@@ -356,31 +355,17 @@ class SaslFront(LoopbackFront):
 
 
 @dataclass
-class SaslBroker:
-    """Tansu behind a :class:`SaslFront` (and, with TLS, a :class:`~devstack.tls.TlsFront` before
-    that): ``bootstrap_servers`` is the address clients use, ``security_protocol`` what they speak."""
+class SaslBroker(SecuredBroker):
+    """A :class:`~devstack.broker.SecuredBroker` whose SASL logins a :class:`SaslFront` answers
+    (with TLS, its ``front`` is the TLS front before that): ``sasl_front`` counts the logins."""
 
-    bootstrap_servers: str
-    security_protocol: str
-    tansu: TansuProcess
-    front: SaslFront
-    tls_front: TlsFront | None = None
-    certificates: Certificates | None = None
+    sasl_front: SaslFront | None = None
 
     def stop(self) -> None:
         """Stop the broker and the fronts. Idempotent."""
-        self.tansu.stop()
-        self.front.close()
-        if self.tls_front is not None:
-            self.tls_front.close()
-
-    def __enter__(self) -> SaslBroker:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+        super().stop()
+        if self.sasl_front is not None:
+            self.sasl_front.close()
 
 
 def start_sasl_broker(
@@ -407,4 +392,4 @@ def start_sasl_broker(
             tls_front.close()
         raise
     protocol = "SASL_SSL" if tls else "SASL_PLAINTEXT"
-    return SaslBroker(outer, protocol, tansu, front, tls_front, certificates)
+    return SaslBroker(outer, protocol, tansu, certificates, tls_front, sasl_front=front)

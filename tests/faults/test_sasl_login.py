@@ -227,6 +227,11 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker
         yield broker
 
 
+def sasl_front_of(broker: SaslBroker) -> SaslFront:
+    assert broker.sasl_front is not None
+    return broker.sasl_front
+
+
 def listener(spool: Path, broker: SaslBroker, topic: str, mechanism: str, password: str, **tls: Any) -> Publisher:
     config = ListenerConfig(
         spool_dir=spool,
@@ -277,7 +282,7 @@ def test_a_sasl_login_carries_events_from_the_listener_to_dagster(
     tmp_path: Path, sasl_broker: SaslBroker, dagster_instance: DagsterInstance, mechanism: str
 ) -> None:
     topic, sent = f"sasl-{mechanism.lower()}", load_successes(INSTANCE, 5)
-    logins_before = sasl_broker.front.logins[mechanism]
+    logins_before = sasl_front_of(sasl_broker).logins[mechanism]
     publisher = listener(tmp_path / "spool", sasl_broker, topic, mechanism, USERS["airflow"])
     try:
         for event in sent:
@@ -285,13 +290,14 @@ def test_a_sasl_login_carries_events_from_the_listener_to_dagster(
     finally:
         publisher.close()
     assert publisher.spool.count() == 0, f"the broker did not acknowledge the events sent with {mechanism}"
-    after_listener = sasl_broker.front.logins[mechanism]
+    after_listener = sasl_front_of(sasl_broker).logins[mechanism]
 
     driver = record_in_dagster(dagster_instance, sasl_broker, topic, mechanism)
     figures = count_figures([event.event_id for event in sent], driver.recorded_ids())
     print(f"{mechanism}: logins listener {after_listener - logins_before}, then consumer; {figures}")
     assert after_listener > logins_before, "the listener reached the broker without logging in"
-    assert sasl_broker.front.logins[mechanism] > after_listener, "the consumer reached the broker without logging in"
+    after_consumer = sasl_front_of(sasl_broker).logins[mechanism]
+    assert after_consumer > after_listener, "the consumer reached the broker without logging in"
     assert figures.exactly_once, str(figures)
     assert figures.recorded == 5, str(figures)
 
@@ -306,7 +312,7 @@ def test_a_wrong_password_names_the_broker_and_the_setting_and_events_wait_until
     mechanism: str,
 ) -> None:
     topic, spool, sent = f"sasl-wrong-{mechanism.lower()}", tmp_path / "spool", load_successes(INSTANCE, 3)
-    refusals_before = sasl_broker.front.refusals
+    refusals_before = sasl_front_of(sasl_broker).refusals
     wrong = listener(spool, sasl_broker, topic, mechanism, WRONG)
     with caplog.at_level(logging.WARNING):
         for event in sent:
@@ -319,7 +325,7 @@ def test_a_wrong_password_names_the_broker_and_the_setting_and_events_wait_until
     assert sasl_broker.bootstrap_servers in warning, warning
     assert "sasl_password" in warning and f"sasl_mechanism={mechanism}" in warning, warning
     assert "Authentication failed" in warning, f"the broker's reason is not passed on: {warning}"
-    assert sasl_broker.front.refusals > refusals_before
+    assert sasl_front_of(sasl_broker).refusals > refusals_before
 
     source = KafkaEventSource(
         bootstrap_servers=sasl_broker.bootstrap_servers,
@@ -364,7 +370,7 @@ def test_a_scram_login_over_tls_carries_events_from_the_listener_to_dagster(
             publisher.close()
         assert publisher.spool.count() == 0, "the SASL_SSL broker did not acknowledge the events"
         driver = record_in_dagster(dagster_instance, broker, "sasl-ssl", mechanism)
-        logins = broker.front.logins[mechanism]
+        logins = sasl_front_of(broker).logins[mechanism]
     figures = count_figures([event.event_id for event in sent], driver.recorded_ids())
     print(f"SASL_SSL with {mechanism}: {logins} logins; {figures}")
     assert logins >= 2, "the listener and the consumer did not both log in"
